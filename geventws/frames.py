@@ -1,0 +1,139 @@
+"""The WebSocket frame (RFC 6455 5.2): opcodes, the frame value, and serialising frames to bytes.
+
+Parsing lives in :mod:`geventws.protocol`, which reads frames incrementally and applies the limits
+as soon as a header is known.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from .masking import apply_mask
+
+
+class Opcode(IntEnum):
+    """Frame opcodes of RFC 6455 (5.2); 3-7 and 0xB-0xF are reserved."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+DATA_OPCODES = frozenset({Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY})
+CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+KNOWN_OPCODES = DATA_OPCODES | CONTROL_OPCODES
+
+#: Largest payload of a control frame (RFC 6455 5.5).
+MAX_CONTROL_PAYLOAD = 125
+
+_FIN = 0x80
+_RSV1 = 0x40
+_RSV2 = 0x20
+_RSV3 = 0x10
+_MASK = 0x80
+
+_pack_short = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
+@dataclass(slots=True)
+class Frame:
+    """One WebSocket frame as the application sees it: payload already unmasked.
+
+    ``close_status`` is the status code of a received Close frame with a code, else -1;
+    for Close frames, ``payload`` holds only the reason bytes, as in WebSocket-Node.
+    """
+
+    opcode: int
+    payload: bytes = b""
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+    masked: bool = False
+    close_status: int = -1
+
+    @property
+    def is_control(self) -> bool:
+        """True for Close, Ping and Pong (and reserved opcodes 0xB-0xF)."""
+        return self.opcode >= 0x8
+
+    @property
+    def length(self) -> int:
+        """Payload length in bytes (for Close frames, including the 2-byte status)."""
+        extra = 2 if self.opcode == Opcode.CLOSE and self.close_status != -1 else 0
+        return len(self.payload) + extra
+
+    def to_bytes(self, mask: bytes | None = None) -> bytes:
+        """Serialise the frame; ``mask`` (4 bytes) masks it, as a client must.
+
+        ``masked=True`` with no ``mask`` draws a random key. A Close frame with a
+        ``close_status`` gets that status in front of its payload.
+        """
+        payload = self.payload
+        if self.opcode == Opcode.CLOSE and self.close_status != -1:
+            payload = struct.pack("!H", self.close_status) + payload
+        if mask is None and self.masked:
+            mask = os.urandom(4)
+        first = (
+            (_FIN if self.fin else 0)
+            | (_RSV1 if self.rsv1 else 0)
+            | (_RSV2 if self.rsv2 else 0)
+            | (_RSV3 if self.rsv3 else 0)
+            | self.opcode
+        )
+        return encode_frame(first, payload, mask)
+
+
+def encode_frame(
+    first_byte: int, payload: bytes | bytearray | memoryview, mask: bytes | None = None
+) -> bytes:
+    """Return a frame whose first byte (FIN, RSV, opcode) is ``first_byte`` and whose payload
+    is ``payload``, with the shortest length encoding; masked with ``mask`` when given."""
+    size = len(payload)
+    mask_bit = _MASK if mask is not None else 0
+    if size <= 125:
+        header = bytes((first_byte, mask_bit | size))
+    elif size <= 0xFFFF:
+        header = _pack_short(first_byte, mask_bit | 126, size)
+    else:
+        header = _pack_long(first_byte, mask_bit | 127, size)
+    if mask is not None:
+        return header + mask + apply_mask(payload, mask)
+    return header + payload
+
+
+def encode_message(
+    opcode: int, payload: bytes | bytearray | memoryview, fragment_size: int | None
+) -> bytes:
+    """Return the unmasked frames of one data message, ready for a single write.
+
+    With ``fragment_size`` set and a payload longer than it, the message is split into frames
+    of ``fragment_size`` bytes (the last one shorter): the first frame carries ``opcode``, the
+    others are continuations, only the last has FIN. Otherwise one frame with FIN.
+    """
+    size = len(payload)
+    if fragment_size is None or size <= fragment_size:
+        return encode_frame(_FIN | opcode, payload)
+    view = memoryview(payload)
+    parts = []
+    first = opcode
+    for start in range(0, size, fragment_size):
+        end = start + fragment_size
+        fin = _FIN if end >= size else 0
+        parts.append(encode_frame(fin | first, view[start:end]))
+        first = Opcode.CONTINUATION
+    return b"".join(parts)
+
+
+def encode_close_payload(code: int | None, reason: bytes = b"") -> bytes:
+    """Return the payload of a Close frame: nothing, or the 2-byte ``code`` then ``reason``."""
+    if code is None:
+        return b""
+    return struct.pack("!H", code) + reason

@@ -1,0 +1,532 @@
+"""The WebSocket protocol of one server-side connection, without any I/O (RFC 6455 5-7).
+
+:class:`WebSocketProtocol` is fed the bytes a client sent and returns what happened as events;
+it also turns messages, control frames and close requests into the bytes to send. It never
+touches a socket, a clock or a greenlet, so every rule can be tested byte for byte.
+
+Limits apply as soon as a frame header is complete, before any payload is buffered. Text is
+checked for UTF-8 incrementally, also inside a frame that arrives in several pieces, so invalid
+text fails the connection (1007) as soon as its first invalid byte is in.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from .close_codes import MAX_CLOSE_REASON_BYTES, CloseCode, describe, is_valid_code
+from .errors import ProtocolError
+from .extensions import Extension
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    Frame,
+    Opcode,
+    encode_close_payload,
+    encode_frame,
+    encode_message,
+)
+from .masking import apply_mask
+
+_FIN = 0x80
+_RSV_BITS = 0x70
+_OPCODE = 0x0F
+_KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+_NO_FRAME = -1
+_INVALID_UTF8 = "Invalid UTF-8 Data Received"
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class State(Enum):
+    """Where the closing handshake stands."""
+
+    #: Messages flow both ways.
+    OPEN = "open"
+    #: We sent a Close and wait for the peer's.
+    CLOSING = "closing"
+    #: Both Close frames were exchanged, or the connection was failed: read nothing more.
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class MessageReceived:
+    """A complete message: ``str`` for text, ``bytes`` for binary."""
+
+    data: str | bytes
+
+
+@dataclass(slots=True)
+class FrameReceived:
+    """A frame as it arrived (payload unmasked); only when frames are delivered."""
+
+    frame: Frame
+
+
+@dataclass(slots=True)
+class PingReceived:
+    """A Ping; the answer is the application's to send (usually a Pong with ``payload``)."""
+
+    payload: bytes
+
+
+@dataclass(slots=True)
+class PongReceived:
+    """A Pong."""
+
+    payload: bytes
+
+
+@dataclass(slots=True)
+class CloseReceived:
+    """The peer's Close: ``code`` (1005 when it carried none) and ``reason``.
+
+    ``reply`` is the Close frame to send back, or None when ours was already sent.
+    """
+
+    code: int
+    reason: str
+    reply: bytes | None
+
+
+@dataclass(slots=True)
+class ConnectionFailed:
+    """The peer broke the protocol: send ``close_frame``, then close the TCP connection."""
+
+    code: int
+    reason: str
+    close_frame: bytes
+
+
+Event = (
+    MessageReceived | FrameReceived | PingReceived | PongReceived | CloseReceived | ConnectionFailed
+)
+
+
+def _decode_utf8(decoder: codecs.IncrementalDecoder, data: bytes, final: bool) -> str:
+    """Decode a piece of a text message, failing on the first byte that cannot be valid.
+
+    CPython's decoder waits for the third byte before it refuses an encoded surrogate
+    (ED A0..BF), so a pending ED is checked here to fail as early as other invalid input.
+    """
+    text: str = decoder.decode(data, final)
+    if not final:
+        pending = decoder.getstate()[0]
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise UnicodeDecodeError("utf-8", pending, 0, 2, "encoded surrogate")
+    return text
+
+
+class WebSocketProtocol:
+    """The sans-I/O state of one server-side WebSocket connection.
+
+    Feed received bytes to :meth:`receive`; it returns events in order. Build outgoing bytes
+    with :meth:`encode_data`, :meth:`encode_control`, :meth:`start_close` and :meth:`fail`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int = 0x10000,
+        max_message_size: int = 0x100000,
+        assemble_fragments: bool = True,
+        fragment_size: int | None = 0x4000,
+        require_mask: bool = True,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
+        self.max_frame_size = max_frame_size
+        self.max_message_size = max_message_size
+        self.assemble_fragments = assemble_fragments
+        self.fragment_size = fragment_size
+        self.require_mask = require_mask
+        self.extensions = tuple(extensions)
+        self._rsv_allowed = 0
+        for extension in self.extensions:
+            self._rsv_allowed |= extension.rsv_mask
+        self.state = State.OPEN
+        self._buffer = bytearray()
+        # The frame whose header has been read and whose payload is awaited.
+        self._frame_length = _NO_FRAME
+        self._frame_first = 0
+        self._frame_mask: bytes | None = None
+        self._frame_checked = 0  # payload bytes of a text frame already UTF-8 checked
+        # The message being assembled from fragments.
+        self._message_opcode = _NO_FRAME
+        self._message_size = 0
+        self._message_parts: list[bytes] | list[str] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._message_extension: Extension | None = None
+
+    # ----------------------------------------------------------------- receiving
+
+    def receive(self, data: bytes | bytearray) -> list[Event]:
+        """Take bytes from the peer and return the events they complete, in order.
+
+        After a protocol violation the last event is :class:`ConnectionFailed`; after the
+        peer's Close it is :class:`CloseReceived`. Once :attr:`state` is CLOSED, input is
+        ignored.
+        """
+        events: list[Event] = []
+        if self.state is State.CLOSED or not data:
+            return events
+        buffer: bytes | bytearray
+        if self._buffer:
+            self._buffer += data
+            buffer = self._buffer
+        else:
+            buffer = data
+        end = len(buffer)
+        position = 0
+        try:
+            while True:
+                length = self._frame_length
+                if length == _NO_FRAME:
+                    if end - position < 2:
+                        break
+                    first = buffer[position]
+                    second = buffer[position + 1]
+                    length = second & 0x7F
+                    header_size = 2
+                    if length == 126:
+                        header_size = 4
+                        if end - position < 4:
+                            break
+                        length = (buffer[position + 2] << 8) | buffer[position + 3]
+                    elif length == 127:
+                        header_size = 10
+                        if end - position < 10:
+                            break
+                        length = int.from_bytes(buffer[position + 2 : position + 10], "big")
+                    masked = second & 0x80
+                    if masked:
+                        header_size += 4
+                        if end - position < header_size:
+                            break
+                    self._check_header(first, bool(masked), length)
+                    self._frame_mask = (
+                        bytes(buffer[position + header_size - 4 : position + header_size])
+                        if masked
+                        else None
+                    )
+                    self._frame_first = first
+                    self._frame_length = length
+                    self._frame_checked = 0
+                    position += header_size
+                if end - position < length:
+                    if self._is_streamed_text():
+                        self._check_partial_text(buffer, position, end)
+                    break
+                payload = buffer[position : position + length]
+                position += length
+                self._frame_length = _NO_FRAME
+                self._complete_frame(payload, events)
+                if self.state is State.CLOSED:
+                    self._buffer = bytearray()
+                    return events
+        except ProtocolError as error:
+            events.append(
+                ConnectionFailed(error.code, error.reason, self.fail(error.code, error.reason))
+            )
+            self._buffer = bytearray()
+            return events
+        if buffer is self._buffer:
+            if position:
+                del self._buffer[:position]
+        elif position < end:
+            self._buffer = bytearray(buffer[position:])
+        return events
+
+    def _check_header(self, first: int, masked: bool, length: int) -> None:
+        opcode = first & _OPCODE
+        rsv = first & _RSV_BITS
+        if rsv & ~self._rsv_allowed:
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                "Unsupported usage of rsv bits without negotiated extension.",
+            )
+        if opcode not in _KNOWN_OPCODES:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"Unrecognized Opcode: 0x{opcode:x}")
+        if opcode >= 0x8:
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR, "Illegal control frame longer than 125 bytes."
+                )
+            if not first & _FIN:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR, "Control frames must not be fragmented."
+                )
+            if rsv:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR, "Unsupported usage of rsv bits on a control frame."
+                )
+        if self.require_mask and not masked:
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR, "Received an unmasked frame from the client."
+            )
+        if length >> 63:
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR, "Invalid 64-bit frame length (most significant bit set)."
+            )
+        if length > self.max_frame_size:
+            raise ProtocolError(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"Frame size of {length} bytes exceeds maximum accepted frame size",
+            )
+        if opcode >= 0x8:
+            return
+        if opcode == Opcode.CONTINUATION:
+            if self._message_opcode == _NO_FRAME:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "Unexpected Continuation Frame")
+            if rsv:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR,
+                    "Unsupported usage of rsv bits on a continuation frame.",
+                )
+        elif self._message_opcode != _NO_FRAME:
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                f"Illegal frame opcode 0x{opcode:x} received in middle of fragmented message.",
+            )
+        if self.assemble_fragments and self._message_extension is None and not rsv:
+            size = (self._message_size if opcode == Opcode.CONTINUATION else 0) + length
+            if size > self.max_message_size:
+                raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "Maximum message size exceeded.")
+
+    def _is_streamed_text(self) -> bool:
+        """True when the awaited frame is plain (not extension-encoded) text to check early."""
+        opcode = self._frame_first & _OPCODE
+        if self._frame_first & _RSV_BITS:
+            return False
+        if opcode == Opcode.TEXT:
+            return True
+        return (
+            opcode == Opcode.CONTINUATION
+            and self._message_opcode == Opcode.TEXT
+            and self._message_extension is None
+        )
+
+    def _check_partial_text(self, buffer: bytes | bytearray, start: int, end: int) -> None:
+        """UTF-8-check the part of the awaited text frame that has arrived so far."""
+        checked = self._frame_checked
+        if end - start <= checked:
+            return
+        if self._decoder is None:
+            self._decoder = _Utf8Decoder()
+            if self._frame_first & _OPCODE == Opcode.TEXT:
+                self._start_message(Opcode.TEXT, None)
+        piece = buffer[start + checked : end]
+        if self._frame_mask is not None:
+            piece = apply_mask(piece, self._frame_mask, checked)
+        try:
+            text = _decode_utf8(self._decoder, bytes(piece), False)
+        except UnicodeDecodeError:
+            raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
+        if self.assemble_fragments and text:
+            self._message_parts.append(text)  # type: ignore[arg-type]
+        self._frame_checked = end - start
+
+    def _start_message(self, opcode: int, extension: Extension | None) -> None:
+        self._message_opcode = opcode
+        self._message_size = 0
+        self._message_parts = []
+        self._message_extension = extension
+
+    def _complete_frame(self, raw: bytes | bytearray, events: list[Event]) -> None:
+        first = self._frame_first
+        opcode = first & _OPCODE
+        mask = self._frame_mask
+        fin = bool(first & _FIN)
+        if opcode >= 0x8:
+            payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
+            if not self.assemble_fragments:
+                events.append(FrameReceived(self._frame(first, payload, mask)))
+            if opcode == Opcode.PING:
+                events.append(PingReceived(payload))
+            elif opcode == Opcode.PONG:
+                events.append(PongReceived(payload))
+            else:
+                self._receive_close(payload, events)
+            return
+
+        checked = self._frame_checked
+        rsv = first & _RSV_BITS
+        if opcode != Opcode.CONTINUATION:
+            if fin and not checked and not rsv:
+                self._single_frame_message(opcode, raw, mask, first, events)
+                return
+            if not checked:  # else _check_partial_text has already started the message
+                self._start_message(opcode, self._extension_for(rsv))
+
+        extension = self._message_extension
+        if extension is not None:
+            payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
+            remaining = self.max_message_size - self._message_size
+            decoded = extension.decode_frame(rsv, payload, fin, remaining)
+            if len(decoded) > remaining and self.assemble_fragments:
+                raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "Maximum message size exceeded.")
+            self._message_size += len(decoded)
+            tail = decoded
+            checked = 0
+        else:
+            self._message_size += len(raw)
+            if not self.assemble_fragments:
+                payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
+                tail = payload[checked:]
+            else:
+                tail = raw[checked:]
+                if mask is not None:
+                    tail = apply_mask(tail, mask, checked)
+                payload = b""
+
+        if not self.assemble_fragments:
+            frame_payload = payload if extension is None else tail
+            events.append(FrameReceived(self._frame(first, frame_payload, mask)))
+
+        if self._message_opcode == Opcode.TEXT:
+            if self._decoder is None:
+                self._decoder = _Utf8Decoder()
+            try:
+                text = _decode_utf8(self._decoder, bytes(tail), fin)
+            except UnicodeDecodeError:
+                raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
+            if self.assemble_fragments and text:
+                self._message_parts.append(text)  # type: ignore[arg-type]
+        elif self.assemble_fragments:
+            self._message_parts.append(bytes(tail))  # type: ignore[arg-type]
+
+        if fin:
+            parts = self._message_parts
+            is_text = self._message_opcode == Opcode.TEXT
+            self._message_opcode = _NO_FRAME
+            self._message_parts = []
+            self._message_size = 0
+            self._message_extension = None
+            self._decoder = None
+            if self.assemble_fragments:
+                message: str | bytes = "".join(parts) if is_text else b"".join(parts)  # type: ignore[arg-type]
+                events.append(MessageReceived(message))
+
+    def _single_frame_message(
+        self,
+        opcode: int,
+        raw: bytes | bytearray,
+        mask: bytes | None,
+        first: int,
+        events: list[Event],
+    ) -> None:
+        """The common case: a whole, unencoded message in one frame that arrived at once."""
+        payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
+        if not self.assemble_fragments:
+            events.append(FrameReceived(self._frame(first, payload, mask)))
+        if opcode == Opcode.TEXT:
+            try:
+                events.append(MessageReceived(payload.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
+        else:
+            events.append(MessageReceived(payload))
+
+    def _extension_for(self, rsv: int) -> Extension | None:
+        if not rsv:
+            return None
+        for extension in self.extensions:
+            if rsv & extension.rsv_mask:
+                return extension
+        return None  # unreachable: _check_header refused unclaimed bits
+
+    @staticmethod
+    def _frame(first: int, payload: bytes, mask: bytes | None) -> Frame:
+        opcode = first & _OPCODE
+        close_status = -1
+        if opcode == Opcode.CLOSE and len(payload) >= 2:
+            close_status = (payload[0] << 8) | payload[1]
+            payload = payload[2:]
+        return Frame(
+            opcode=opcode,
+            payload=payload,
+            close_status=close_status,
+            fin=bool(first & _FIN),
+            rsv1=bool(first & 0x40),
+            rsv2=bool(first & 0x20),
+            rsv3=bool(first & 0x10),
+            masked=mask is not None,
+        )
+
+    def _receive_close(self, payload: bytes, events: list[Event]) -> None:
+        if len(payload) == 1:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "Close frame with a 1-byte payload.")
+        if payload:
+            code = struct.unpack("!H", payload[:2])[0]
+            if not is_valid_code(code):
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"Invalid close code {code}.")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
+            reply_payload = payload[:2]
+        else:
+            code = CloseCode.NOT_PROVIDED
+            reason = describe(code) or ""
+            reply_payload = b""
+        reply = None
+        if self.state is State.OPEN:
+            reply = encode_frame(_FIN | Opcode.CLOSE, reply_payload)
+        self.state = State.CLOSED
+        events.append(CloseReceived(int(code), reason, reply))
+
+    # ------------------------------------------------------------------- sending
+
+    def encode_data(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
+        """Return the frames of one text (``Opcode.TEXT``) or binary message, fragmented at
+        :attr:`fragment_size` when that is set."""
+        for extension in self.extensions:
+            rsv, encoded = extension.encode_message(opcode, bytes(payload))
+            if rsv:
+                return encode_message(opcode | rsv, encoded, self.fragment_size)
+        return encode_message(opcode, payload, self.fragment_size)
+
+    @staticmethod
+    def encode_control(opcode: int, payload: bytes = b"") -> bytes:
+        """Return a Ping or Pong frame; ``ValueError`` if ``payload`` exceeds 125 bytes."""
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(
+                f"a control frame payload is at most 125 bytes, got {len(payload)} bytes"
+            )
+        return encode_frame(_FIN | opcode, payload)
+
+    @staticmethod
+    def check_close(code: int, reason: str | None) -> bytes:
+        """Return the Close payload for ``code`` and ``reason``; ``ValueError`` when ``code``
+        may not be sent or ``reason`` is over 123 bytes of UTF-8."""
+        if isinstance(code, bool) or not isinstance(code, int) or not is_valid_code(code):
+            raise ValueError(f"Close code {code!r} is not valid.")
+        encoded = (reason or "").encode("utf-8")
+        if len(encoded) > MAX_CLOSE_REASON_BYTES:
+            raise ValueError(
+                f"a close reason is at most {MAX_CLOSE_REASON_BYTES} bytes of UTF-8, "
+                f"got {len(encoded)}: {reason!r}"
+            )
+        return encode_close_payload(code, encoded)
+
+    def start_close(self, code: int, reason: str | None) -> bytes:
+        """Begin the closing handshake: return our Close frame and move to CLOSING.
+
+        Raises ``ValueError`` for a code or reason that may not be sent.
+        """
+        payload = self.check_close(code, reason)
+        if self.state is State.OPEN:
+            self.state = State.CLOSING
+        return encode_frame(_FIN | Opcode.CLOSE, payload)
+
+    def fail(self, code: int, reason: str) -> bytes:
+        """Fail the connection (RFC 6455 7.1.7): return the Close frame to send; state CLOSED.
+
+        The reason is cut, on a character boundary, to fit in a control frame.
+        """
+        encoded = reason.encode("utf-8")
+        if len(encoded) > MAX_CLOSE_REASON_BYTES:
+            encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+        self.state = State.CLOSED
+        self._buffer = bytearray()
+        return encode_frame(_FIN | Opcode.CLOSE, encode_close_payload(code, encoded))
