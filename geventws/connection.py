@@ -1,0 +1,605 @@
+"""An accepted WebSocket connection: the gevent I/O around :class:`WebSocketProtocol`.
+
+One greenlet reads (the pywsgi handler's own greenlet, after the upgrade); events go to the
+application through a second, per-connection dispatcher greenlet, so a listener that blocks
+or raises never stalls the reader. Keepalive, grace and close timers are libev timers on the
+hub: they cost nothing while idle and a received chunk only stores a timestamp.
+
+Closing, in the three ways RFC 6455 (7.1) knows:
+- :meth:`WebSocketConnection.close` sends our Close, reads on until the peer's Close, then
+  closes TCP; after ``close_timeout`` it destroys the socket.
+- The peer's Close is answered with its own code, then we close TCP (server first).
+- A protocol error fails the connection: Close with the precise code, then TCP at once.
+The ``close`` event fires exactly once, after the socket is closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+from greenlet import getcurrent
+
+from .close_codes import CloseCode, describe
+from .errors import ConnectionClosedError
+from .events import EventEmitter
+from .extensions import Extension
+from .frames import Frame, Opcode
+from .options import ServerOptions
+from .protocol import (
+    CloseReceived,
+    ConnectionFailed,
+    FrameReceived,
+    MessageReceived,
+    PingReceived,
+    PongReceived,
+    WebSocketProtocol,
+)
+
+if TYPE_CHECKING:
+    from .server import WebSocketServer
+
+logger = logging.getLogger("geventws.connection")
+
+_RECEIVE_SIZE = 65536
+#: How many received chunks a reader handles back to back before it lets others run.
+_CHUNKS_BEFORE_YIELD = 8
+
+OPEN = "open"
+ENDING = "ending"
+PEER_REQUESTED_CLOSE = "peer_requested_close"
+CLOSED = "closed"
+
+
+class _Terminate(Exception):
+    """Thrown into the reader to make it close the socket now."""
+
+
+class WebSocketConnection(EventEmitter):
+    """An open (or closing) WebSocket connection on the server side.
+
+    Events: ``message`` (``str`` or ``bytes``), ``frame`` (:class:`~geventws.frames.Frame`,
+    only with ``assemble_fragments=False``), ``ping`` (``cancel``, ``data``), ``pong``
+    (``data``), ``close`` (``code``, ``description``), ``error`` (``exception``).
+
+    Messages that arrive while no ``message`` listener exists wait for :meth:`receive` (or
+    iteration), so greenlet code can read in a blocking style instead.
+    """
+
+    EVENTS = ("message", "frame", "ping", "pong", "close", "error")
+
+    CLOSE_REASON_NORMAL = CloseCode.NORMAL
+    CLOSE_REASON_GOING_AWAY = CloseCode.GOING_AWAY
+    CLOSE_REASON_PROTOCOL_ERROR = CloseCode.PROTOCOL_ERROR
+    CLOSE_REASON_UNPROCESSABLE_INPUT = CloseCode.UNPROCESSABLE_INPUT
+    CLOSE_REASON_RESERVED = CloseCode.RESERVED
+    CLOSE_REASON_NOT_PROVIDED = CloseCode.NOT_PROVIDED
+    CLOSE_REASON_ABNORMAL = CloseCode.ABNORMAL
+    CLOSE_REASON_INVALID_DATA = CloseCode.INVALID_DATA
+    CLOSE_REASON_POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
+    CLOSE_REASON_MESSAGE_TOO_BIG = CloseCode.MESSAGE_TOO_BIG
+    CLOSE_REASON_EXTENSION_REQUIRED = CloseCode.EXTENSION_REQUIRED
+    CLOSE_REASON_INTERNAL_SERVER_ERROR = CloseCode.INTERNAL_SERVER_ERROR
+    CLOSE_REASON_TLS_HANDSHAKE_FAILED = CloseCode.TLS_HANDSHAKE_FAILED
+
+    def __init__(
+        self,
+        sock: Any,
+        options: ServerOptions,
+        *,
+        protocol: str | None = None,
+        extensions: Sequence[Extension] = (),
+        remote_address: str = "",
+        remote_addresses: Sequence[str] = (),
+        web_socket_version: int = 13,
+        initial_data: bytes = b"",
+        server: WebSocketServer | None = None,
+    ) -> None:
+        super().__init__()
+        self.socket = sock
+        self.options = options
+        #: The subprotocol agreed in the handshake (the client's spelling), or None.
+        self.protocol = protocol
+        self.extensions = list(extensions)
+        self.remote_address = remote_address
+        self.remote_addresses = list(remote_addresses) or [remote_address]
+        self.web_socket_version = web_socket_version
+        self.server = server
+        #: ``open``, ``ending`` (we sent Close), ``peer_requested_close`` or ``closed``.
+        self.state = OPEN
+        #: True until a Close is sent or received or the socket fails.
+        self.connected = True
+        #: The close status code; -1 while open.
+        self.close_reason_code: int = -1
+        #: The close description; None while open.
+        self.close_description: str | None = None
+        self._protocol = WebSocketProtocol(
+            max_frame_size=options.max_received_frame_size,
+            max_message_size=options.max_received_message_size,
+            assemble_fragments=options.assemble_fragments,
+            fragment_size=(
+                options.fragmentation_threshold if options.fragment_outgoing_messages else None
+            ),
+            extensions=extensions,
+        )
+        self._initial_data = initial_data
+        self._write_lock = Semaphore()
+        self._hub = gevent.get_hub()
+        self._reader: Any = None
+        self._terminating = False
+        self._reading = False
+        self._finished = False
+        self._last_received = time.monotonic()
+        self._ping_sent_at = 0.0
+        self._keepalive_timer: Any = None
+        self._close_timer: Any = None
+        # Events for the application, in order, and the greenlet that delivers them.
+        self._inbox: deque[tuple[str, tuple[Any, ...]]] = deque()
+        self._inbox_ready = Event()
+        self._dispatcher: gevent.Greenlet | None = None
+        # Messages no listener took, for receive().
+        self._received: deque[str | bytes] = deque()
+        self._received_ready = Event()
+        self._queue_space = Event()
+        self._queue_space.set()
+        self._done = Event()
+        if options.disable_nagle_algorithm is not None:
+            try:
+                sock.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
+                )
+            except OSError:
+                pass  # not TCP (a UNIX socket): nothing to disable
+        if options.keepalive:
+            self._arm_keepalive(options.keepalive_interval / 1000.0)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketConnection {self.remote_address} {self.state}>"
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as one message: text for ``str``, binary for bytes-like objects.
+
+        Blocks until the frames are handed to the kernel. Raises ``TypeError`` for any other
+        type and :class:`~geventws.errors.ConnectionClosedError` once the connection closes.
+        """
+        if isinstance(data, str):
+            self.send_utf(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            self.send_bytes(data)
+        else:
+            raise TypeError(
+                f"send() takes str (text) or bytes-like (binary) data, got {type(data).__name__}: "
+                f"{data!r:.80}"
+            )
+
+    def send_utf(self, data: str) -> None:
+        """Send ``data`` as a text message, fragmented as the options say."""
+        if not isinstance(data, str):
+            raise TypeError(f"send_utf() takes str, got {type(data).__name__}: {data!r:.80}")
+        self._send_message(Opcode.TEXT, data.encode("utf-8"))
+
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as a binary message, fragmented as the options say."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"send_bytes() takes bytes-like data, got {type(data).__name__}: {data!r:.80}"
+            )
+        self._send_message(Opcode.BINARY, data)
+
+    def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
+        if self.state != OPEN:
+            raise ConnectionClosedError(self.close_reason_code, self.close_description)
+        self._write(self._protocol.encode_data(opcode, payload))
+
+    def ping(self, data: str | bytes = b"") -> None:
+        """Send a Ping with ``data`` (at most 125 bytes, else ``ValueError``)."""
+        self._send_control(Opcode.PING, data)
+
+    def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited Pong with ``data`` (at most 125 bytes, else ``ValueError``)."""
+        self._send_control(Opcode.PONG, data)
+
+    def _send_control(self, opcode: int, data: str | bytes) -> None:
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        frame = self._protocol.encode_control(opcode, payload)
+        if self.state != OPEN:
+            raise ConnectionClosedError(self.close_reason_code, self.close_description)
+        self._write(frame)
+
+    def send_frame(self, frame: Frame) -> None:
+        """Send one frame as given (never masked, as a server must not mask).
+
+        Control frames must have FIN and at most 125 bytes (``ValueError`` otherwise).
+        """
+        if frame.is_control and (len(frame.payload) > 125 or not frame.fin):
+            raise ValueError(f"a control frame needs FIN and at most 125 bytes: {frame!r:.120}")
+        if self.state != OPEN:
+            raise ConnectionClosedError(self.close_reason_code, self.close_description)
+        self._write(frame.to_bytes(mask=None) if not frame.masked else frame.to_bytes())
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data`` whole; frames of concurrent senders never interleave."""
+        try:
+            with self._write_lock:
+                self.socket.sendall(data)
+        except OSError as error:
+            self._socket_failed(error, "write")
+            if getcurrent() is not self._reader:
+                self._terminate()
+            raise ConnectionClosedError(self.close_reason_code, self.close_description) from error
+
+    def _write_quietly(self, data: bytes) -> bool:
+        try:
+            with self._write_lock:
+                self.socket.sendall(data)
+        except OSError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, code: int = CloseCode.NORMAL, description: str | None = None) -> None:
+        """Start the closing handshake with ``code`` and ``description``.
+
+        The description defaults to the code's standard text; ``""`` sends the code alone.
+        Raises ``ValueError`` for a code that may not be sent or a description over 123 bytes.
+        Does nothing unless the connection is open. Returns once the Close is written; the
+        ``close`` event follows when the peer answers or ``close_timeout`` runs out.
+        """
+        if description is None:
+            description = describe(code)
+        frame = self._protocol.start_close(code, description)
+        if not self.connected:
+            return
+        self.state = ENDING
+        self.connected = False
+        self.close_reason_code = int(code)
+        self.close_description = description
+        self._cancel_keepalive()
+        self._arm_close_timer()
+        if not self._write_quietly(frame):
+            self._terminate()
+
+    def drop(
+        self,
+        code: int = CloseCode.PROTOCOL_ERROR,
+        description: str | None = None,
+        skip_close_frame: bool = False,
+    ) -> None:
+        """Close at once: send a Close with ``code`` (unless ``skip_close_frame``), then close
+        the socket without waiting for the peer. The ``close`` event reports ``code``."""
+        if self.state == CLOSED:
+            return
+        if description is None:
+            description = describe(code)
+        self.state = CLOSED
+        self.connected = False
+        self.close_reason_code = int(code)
+        self.close_description = description
+        self._cancel_keepalive()
+        frame = self._protocol.fail(code, description or "")
+        if not skip_close_frame:
+            self._write_quietly(frame)
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """Make the reader close the socket now (or close it here, before reading began)."""
+        self._terminating = True
+        reader = self._reader
+        if reader is None or self._finished:
+            return
+        if reader is getcurrent():
+            raise _Terminate()
+        self._hub.loop.run_callback(self._interrupt_reader)
+
+    def _interrupt_reader(self) -> None:
+        # Runs in the hub; the reader may have finished meanwhile and be back in pywsgi code.
+        if self._reading:
+            self._reader.throw(_Terminate)
+
+    def _arm_close_timer(self) -> None:
+        if self._close_timer is None:
+            self._close_timer = self._hub.loop.timer(self.options.close_timeout / 1000.0)
+            self._close_timer.start(self._on_close_timeout)
+
+    def _on_close_timeout(self) -> None:
+        logger.debug("%r: no Close from the peer within close_timeout", self)
+        self.state = CLOSED
+        self._terminate()
+
+    # ------------------------------------------------------------------ keepalive
+
+    def _arm_keepalive(self, delay: float, callback: Callable[[], None] | None = None) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.close()
+        timer = self._hub.loop.timer(max(delay, 0.0))
+        timer.start(callback or self._on_keepalive_due)
+        self._keepalive_timer = timer
+
+    def _cancel_keepalive(self) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.close()
+            self._keepalive_timer = None
+
+    def _on_keepalive_due(self) -> None:
+        if self.state != OPEN:
+            return
+        interval = self.options.keepalive_interval / 1000.0
+        idle = time.monotonic() - self._last_received
+        if idle < interval:
+            self._arm_keepalive(interval - idle)
+            return
+        gevent.spawn(self._send_keepalive_ping)
+
+    def _send_keepalive_ping(self) -> None:
+        if self.state != OPEN:
+            return
+        self._ping_sent_at = time.monotonic()
+        if not self._write_quietly(self._protocol.encode_control(Opcode.PING)):
+            return  # the reader sees the broken socket
+        if self.options.drop_connection_on_keepalive_timeout:
+            self._arm_keepalive(
+                self.options.keepalive_grace_period / 1000.0, self._on_grace_period_over
+            )
+        else:
+            self._arm_keepalive(self.options.keepalive_interval / 1000.0)
+
+    def _on_grace_period_over(self) -> None:
+        if self.state != OPEN:
+            return
+        if self._last_received >= self._ping_sent_at:
+            interval = self.options.keepalive_interval / 1000.0
+            self._arm_keepalive(interval - (time.monotonic() - self._last_received))
+            return
+        self._cancel_keepalive()
+        gevent.spawn(self.drop, CloseCode.ABNORMAL, "Peer not responding.", True)
+
+    # ------------------------------------------------------------------ reading
+
+    def run(self) -> None:
+        """Read and handle frames until the connection is closed; then emit ``close``.
+
+        The server calls this in the greenlet that did the HTTP upgrade.
+        """
+        self._reader = getcurrent()
+        sock = self.socket
+        self._reading = True
+        try:
+            if self._terminating:
+                return
+            if self._initial_data:
+                data, self._initial_data = self._initial_data, b""
+                self._handle_data(data)
+            chunks = 0
+            while True:
+                try:
+                    data = sock.recv(_RECEIVE_SIZE)
+                except OSError as error:
+                    if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
+                        errno.ECONNRESET,
+                        errno.EBADF,
+                    ):
+                        self._socket_failed(error, "read")
+                    return
+                if not data:
+                    return
+                self._last_received = time.monotonic()
+                self._handle_data(data)
+                chunks += 1
+                if chunks >= _CHUNKS_BEFORE_YIELD:
+                    chunks = 0
+                    gevent.sleep(0)  # a socket that always has data must not starve the others
+        except _Terminate:
+            pass
+        finally:
+            self._reading = False
+            self._finish()
+
+    def _handle_data(self, data: bytes) -> None:
+        for event in self._protocol.receive(data):
+            event_type = type(event)
+            if event_type is MessageReceived:
+                self._deliver("message", event.data)  # type: ignore[union-attr]
+            elif event_type is FrameReceived:
+                self._deliver("frame", event.frame)  # type: ignore[union-attr]
+            elif event_type is PingReceived:
+                if self._listeners.get("ping"):
+                    self._deliver("ping", event.payload)  # type: ignore[union-attr]
+                elif self.state == OPEN:
+                    pong = self._protocol.encode_control(Opcode.PONG, event.payload)  # type: ignore[union-attr]
+                    self._write_quietly(pong)
+            elif event_type is PongReceived:
+                if self._listeners.get("pong"):
+                    self._deliver("pong", event.payload)  # type: ignore[union-attr]
+            elif event_type is CloseReceived:
+                self._peer_closed(event)  # type: ignore[arg-type]
+            elif event_type is ConnectionFailed:
+                self._failed(event)  # type: ignore[arg-type]
+
+    def _peer_closed(self, event: CloseReceived) -> None:
+        if self.state == OPEN:
+            self.state = PEER_REQUESTED_CLOSE
+            self.connected = False
+            self.close_reason_code = event.code
+            self.close_description = event.reason or describe(event.code)
+            self._cancel_keepalive()
+            if event.reply is not None:
+                self._write_quietly(event.reply)
+        self._shutdown_write()
+        self._arm_close_timer()  # bounds the wait for the peer's FIN
+
+    def _failed(self, event: ConnectionFailed) -> None:
+        logger.debug("%r failed: %s %s", self, event.code, event.reason)
+        self.state = CLOSED
+        self.connected = False
+        self.close_reason_code = event.code
+        self.close_description = event.reason
+        self._cancel_keepalive()
+        self._write_quietly(event.close_frame)
+        raise _Terminate()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _socket_failed(self, error: OSError, operation: str) -> None:
+        if self.state == CLOSED and self.close_reason_code != -1:
+            return
+        name = errno.errorcode.get(error.errno or 0, type(error).__name__)
+        self.state = CLOSED
+        self.connected = False
+        self.close_reason_code = CloseCode.ABNORMAL
+        self.close_description = f"Socket Error: {operation} {name}"
+        self._cancel_keepalive()
+        if self._listeners.get("error"):
+            self._deliver("error", error)
+
+    def _finish(self) -> None:
+        """Close the socket and report ``close`` once, whatever ended the connection."""
+        if self._finished:
+            return
+        self._finished = True
+        self._cancel_keepalive()
+        if self._close_timer is not None:
+            self._close_timer.close()
+            self._close_timer = None
+        if self.close_reason_code == -1:
+            self.close_reason_code = CloseCode.ABNORMAL
+            self.close_description = "Connection dropped by remote peer."
+        self.state = CLOSED
+        self.connected = False
+        self._close_socket()
+        if self.server is not None:
+            self.server._connection_closed(self)
+        self._deliver("close", self.close_reason_code, self.close_description)
+
+    def _close_socket(self) -> None:
+        sock = self.socket
+        self._shutdown_write()
+        try:
+            # Read what is left so close() sends FIN, not RST (which could destroy our Close).
+            sock.settimeout(0.0)
+            while sock.recv(_RECEIVE_SIZE):
+                pass
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ delivering
+
+    def _deliver(self, event: str, *args: Any) -> None:
+        """Queue an event for the dispatcher greenlet, pausing when the application lags."""
+        self._inbox.append((event, args))
+        if self._dispatcher is None:
+            self._dispatcher = gevent.spawn(self._dispatch_loop)
+        else:
+            self._inbox_ready.set()
+        if (
+            event == "message"
+            and len(self._inbox) + len(self._received) >= self.options.max_queue
+            and getcurrent() is self._reader
+        ):
+            self._queue_space.clear()
+            while (
+                self.state != CLOSED
+                and len(self._inbox) + len(self._received) >= self.options.max_queue
+            ):
+                self._queue_space.wait()
+                self._queue_space.clear()
+
+    def _dispatch_loop(self) -> None:
+        inbox = self._inbox
+        while True:
+            while inbox:
+                event, args = inbox.popleft()
+                if event == "message":
+                    if not self._listeners.get("message"):
+                        self._received.append(args[0])
+                        self._received_ready.set()
+                        continue
+                    self._queue_space.set()
+                    self.emit("message", *args)
+                elif event == "ping":
+                    self._dispatch_ping(args[0])
+                elif event == "close":
+                    self.emit("close", *args)
+                    if self.server is not None:
+                        self.server.emit("close", self, *args)
+                    self._done.set()
+                    self._received_ready.set()
+                    self._queue_space.set()
+                    return
+                else:
+                    self.emit(event, *args)
+            self._inbox_ready.clear()
+            self._inbox_ready.wait()
+
+    def _dispatch_ping(self, payload: bytes) -> None:
+        cancelled = False
+
+        def cancel() -> None:
+            nonlocal cancelled
+            cancelled = True
+
+        self.emit("ping", cancel, payload)
+        if not cancelled and self.state == OPEN:
+            self._write_quietly(self._protocol.encode_control(Opcode.PONG, payload))
+
+    def _listener_added(self, event: str) -> None:
+        if event == "message" and self._received:
+            # Messages that waited for a receiver go to the first listener, in order.
+            pending = list(self._received)
+            self._received.clear()
+            self._inbox.extendleft(("message", (data,)) for data in reversed(pending))
+            if self._dispatcher is None:
+                self._dispatcher = gevent.spawn(self._dispatch_loop)
+            else:
+                self._inbox_ready.set()
+
+    # ------------------------------------------------------------------ blocking style
+
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
+        """Return the next message (``str`` or ``bytes``), blocking until one arrives.
+
+        Returns None once the connection is closed and every message was taken, or when
+        ``timeout`` seconds pass first. Messages go to ``message`` listeners when there are any.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._received:
+            if self._done.is_set():
+                return None
+            self._received_ready.clear()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._received_ready.wait(remaining)
+        message = self._received.popleft()
+        self._queue_space.set()
+        return message
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Iterate over received messages until the connection closes."""
+        while True:
+            message = self.receive()
+            if message is None:
+                return
+            yield message
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the ``close`` event has been emitted; False if ``timeout`` ran out."""
+        return bool(self._done.wait(timeout))

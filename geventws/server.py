@@ -1,0 +1,237 @@
+"""The WebSocket server: mounted on pywsgi/StreamServer instances, it turns upgrade requests
+into :class:`WebSocketRequest` and :class:`WebSocketConnection` objects and keeps count of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import gevent
+import gevent.socket
+
+from .connection import WebSocketConnection
+from .errors import HandshakeError, RequestResolvedError
+from .events import EventEmitter
+from .handshake import Headers, build_reject_response, parse_handshake
+from .mounting import attach, detach
+from .options import ServerOptions
+from .request import WebSocketRequest
+
+logger = logging.getLogger("geventws.server")
+
+_NO_HANDLER = "No handler is configured to accept the connection."
+_NOT_ANSWERED = "The request was neither accepted nor rejected in time."
+_SHUTTING_DOWN = "The server is shutting down."
+
+
+class WebSocketServer(EventEmitter):
+    """Accepts WebSocket connections on one or several gevent servers at once.
+
+    ``WebSocketServer(http_server=server_or_list, **options)`` mounts at once; without
+    ``http_server`` call :meth:`mount` later. Options are those of
+    :class:`~geventws.options.ServerOptions`; a bad one raises at construction.
+
+    Events: ``request`` (``request``), ``connect`` (``connection``), ``close``
+    (``connection``, ``code``, ``description``) and ``upgrade_error`` (``error``). A listener
+    that raises is logged with its traceback; the server and the connection carry on.
+    """
+
+    EVENTS = ("request", "connect", "close", "upgrade_error")
+
+    def __init__(self, http_server: Any = None, **options: Any) -> None:
+        super().__init__()
+        self.options = ServerOptions.from_kwargs(options)
+        self.http_servers: list[Any] = []
+        #: Accepted connections, from accept until their ``close`` event.
+        self.connections: list[WebSocketConnection] = []
+        #: Valid requests not yet accepted or rejected.
+        self.pending_requests: list[WebSocketRequest] = []
+        if http_server is not None:
+            self.mount(http_server)
+
+    def mount(self, http_server: Any = None, **options: Any) -> None:
+        """Attach to ``http_server`` (a ``WSGIServer``/``StreamServer`` or a list of them).
+
+        Options given here replace the corresponding ones. Plain HTTP requests still reach the
+        WSGI application; only WebSocket upgrade requests come here.
+        """
+        if http_server is None:
+            raise ValueError("You must specify an http_server on which to mount the WebSocket server.")
+        if options:
+            self.options = self.options.replace(**options)
+        servers = list(http_server) if isinstance(http_server, list | tuple) else [http_server]
+        if not servers:
+            raise ValueError("You must specify an http_server on which to mount the WebSocket server.")
+        for server in servers:
+            if server not in self.http_servers:
+                attach(server, self)
+                self.http_servers.append(server)
+
+    def unmount(self) -> None:
+        """Stop taking new WebSocket requests; open connections carry on."""
+        if not self.http_servers:
+            raise RuntimeError("WebSocketServer.unmount(): the server is not mounted")
+        for server in self.http_servers:
+            detach(server, self)
+        self.http_servers = []
+
+    def close_all_connections(self) -> None:
+        """Close every open connection (1000) and reject every pending request (503)."""
+        for connection in list(self.connections):
+            if connection.connected:
+                connection.close()
+        for request in list(self.pending_requests):
+            try:
+                request.reject(503, _SHUTTING_DOWN)
+            except RequestResolvedError:
+                pass
+
+    def shut_down(self) -> None:
+        """:meth:`unmount`, then :meth:`close_all_connections`; the HTTP servers keep running."""
+        if self.http_servers:
+            self.unmount()
+        self.close_all_connections()
+
+    # The broadcast helpers of WebSocket-Node's server.
+    def broadcast(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send ``data`` to every open connection (text for ``str``, binary otherwise)."""
+        for connection in list(self.connections):
+            if connection.state == "open":
+                try:
+                    connection.send(data)
+                except Exception:
+                    logger.debug("broadcast to %r failed", connection, exc_info=True)
+
+    def broadcast_utf(self, data: str) -> None:
+        """Send the text ``data`` to every open connection."""
+        if not isinstance(data, str):
+            raise TypeError(f"broadcast_utf() takes str, got {type(data).__name__}")
+        self.broadcast(data)
+
+    def broadcast_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send the binary ``data`` to every open connection."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"broadcast_bytes() takes bytes-like data, got {type(data).__name__}")
+        self.broadcast(data)
+
+    # ------------------------------------------------------------------ upgrade
+
+    def handle_upgrade(
+        self,
+        sock: Any,
+        method: str,
+        resource: str,
+        http_version: str,
+        headers: Headers,
+        *,
+        peer_address: str,
+        initial_data: bytes = b"",
+        environ: dict[str, Any] | None = None,
+    ) -> tuple[int, int]:
+        """Serve one upgrade request on ``sock``, and the connection if it is accepted.
+
+        Blocks for the life of the connection. Returns the HTTP status answered and the number
+        of response bytes, for the access log. The socket is closed on return.
+        """
+        try:
+            handshake = parse_handshake(
+                method,
+                resource,
+                http_version,
+                headers,
+                parse_extensions=self.options.parse_extensions,
+                parse_cookies=self.options.parse_cookies,
+            )
+        except HandshakeError as error:
+            response = build_reject_response(error.status, error.reason, error.headers)
+            try:
+                sock.sendall(response)
+            except OSError:
+                pass
+            logger.info("refused upgrade from %s: %s %s", peer_address, error.status, error.reason)
+            self.emit("upgrade_error", error)
+            return error.status, len(response)
+
+        request = WebSocketRequest(
+            sock,
+            handshake,
+            self.options,
+            peer_address=peer_address,
+            initial_data=initial_data,
+            environ=environ,
+            server=self,
+        )
+        self.pending_requests.append(request)
+        try:
+            self._dispatch_request(request)
+        finally:
+            if request in self.pending_requests:
+                self.pending_requests.remove(request)
+        connection = request.connection
+        if connection is not None:
+            connection.run()
+        return request.status or 0, request.response_length
+
+    def _dispatch_request(self, request: WebSocketRequest) -> None:
+        if self.options.auto_accept_connections:
+            protocols = request.requested_protocols
+            try:
+                request.accept(protocols[0] if protocols else None, request.origin)
+            except ValueError:
+                logger.exception("auto-accept of %r failed; answered 500", request)
+            return
+        if not self.listener_count("request"):
+            request.reject(404, _NO_HANDLER)
+            return
+        failures = self.emit_counting_failures("request", request)
+        if request.resolved:
+            request.wait_resolved()
+            return
+        if failures:
+            request.reject(500, "The request handler failed.")
+            return
+        watcher = gevent.spawn(_watch_for_hangup, request)
+        try:
+            if request.wait_resolved(self.options.request_timeout / 1000.0):
+                return
+        finally:
+            watcher.kill(block=False)
+        try:
+            request.reject(503, _NOT_ANSWERED)
+            logger.warning("%r was not answered within request_timeout; rejected with 503", request)
+        except RequestResolvedError:
+            request.wait_resolved()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _request_resolved(self, request: WebSocketRequest) -> None:
+        if request in self.pending_requests:
+            self.pending_requests.remove(request)
+
+    def _connection_accepted(self, connection: WebSocketConnection) -> None:
+        self.connections.append(connection)
+        self.emit("connect", connection)
+
+    def _connection_closed(self, connection: WebSocketConnection) -> None:
+        if connection in self.connections:
+            self.connections.remove(connection)
+
+
+def _watch_for_hangup(request: WebSocketRequest) -> None:
+    """Notice a client that hangs up while its request waits for an answer."""
+    sock = request.socket
+    raw = getattr(sock, "_sock", sock)
+    if hasattr(sock, "pending"):  # TLS: a peek would read encrypted bytes; nothing to tell
+        return
+    try:
+        gevent.socket.wait_read(sock.fileno())
+        peeked = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        peeked = b""
+    if not peeked and not request.resolved:
+        request.peer_gone = True
+        if request.server is not None:
+            request.server._request_resolved(request)
+
