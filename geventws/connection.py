@@ -15,6 +15,7 @@ The ``close`` event fires exactly once, after the socket is closed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -59,7 +60,7 @@ PEER_REQUESTED_CLOSE = "peer_requested_close"
 CLOSED = "closed"
 
 
-class _Terminate(Exception):
+class _Terminate(Exception):  # noqa: N818 (a signal, not an error)
     """Thrown into the reader to make it close the socket now."""
 
 
@@ -151,13 +152,10 @@ class WebSocketConnection(EventEmitter):
         self._queue_space = Event()
         self._queue_space.set()
         self._done = Event()
-        if options.disable_nagle_algorithm is not None:
-            try:
-                sock.setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
-                )
-            except OSError:
-                pass  # not TCP (a UNIX socket): nothing to disable
+        with contextlib.suppress(OSError):  # not TCP (a UNIX socket): nothing to set
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
+            )
         if options.keepalive:
             self._arm_keepalive(options.keepalive_interval / 1000.0)
 
@@ -449,10 +447,8 @@ class WebSocketConnection(EventEmitter):
         raise _Terminate()
 
     def _shutdown_write(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def _socket_failed(self, error: OSError, operation: str) -> None:
         if self.state == CLOSED and self.close_reason_code != -1:
@@ -495,10 +491,8 @@ class WebSocketConnection(EventEmitter):
                 pass
         except OSError:
             pass
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
 
     # ------------------------------------------------------------------ delivering
 

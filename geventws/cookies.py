@@ -90,7 +90,9 @@ def parse_cookie_header(value: str | None) -> list[Cookie]:
 # The checks below are WebSocket-Node's, made a little stricter where Node would write
 # non-ASCII text into a header: names, paths and domains must be ASCII as well.
 _STRIPPED = re.compile(r"[\x00-\x20;]")
-_NAME_ILLEGAL = re.compile(r"[\x00-\x20\x22\x28\x29\x2c\x2f\x3a-\x3f\x40\x5b-\x5e\x7b\x7d\x7f-\U0010ffff]")
+_NAME_ILLEGAL = re.compile(
+    r"[\x00-\x20\x22\x28\x29\x2c\x2f\x3a-\x3f\x40\x5b-\x5e\x7b\x7d\x7f-\U0010ffff]"
+)
 _VALUE_ILLEGAL = re.compile(r"[^\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]")
 _QUOTED_VALUE = re.compile(r'"[^"]*"')
 _ATTRIBUTE_ILLEGAL = re.compile(r"[\x00-\x20;\x7f-\U0010ffff]")

@@ -63,7 +63,7 @@ _FIRST_ONLY = frozenset(
         "user-agent",
     }
 )
-_OBS_FOLD = re.compile("\r?\n[ \t]+")
+_OBS_FOLD = re.compile(r"\r?\n[ \t]+")
 
 
 class Headers:
@@ -214,7 +214,7 @@ class HandshakeRequest:
         return _parse_resource(self.resource)
 
 
-_HTTP_VERSION = re.compile("HTTP/([0-9]{1,9})(?:\\.([0-9]{1,9}))?")
+_HTTP_VERSION = re.compile(r"HTTP/([0-9]{1,9})(?:\.([0-9]{1,9}))?")
 _DIGITS = re.compile("[0-9]+")
 
 
@@ -331,9 +331,9 @@ def choose_protocol(request: HandshakeRequest, protocol: str | None) -> str | No
     return spelled if is_token(spelled) else protocol
 
 
-_CR_LF = re.compile("[\r\n]")
+_CR_LF = re.compile(r"[\r\n]")
 # Other control characters would make the response invalid HTTP for strict clients.
-_FORBIDDEN_IN_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _header_items(

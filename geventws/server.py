@@ -4,6 +4,7 @@ into :class:`WebSocketRequest` and :class:`WebSocketConnection` objects and keep
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -24,6 +25,7 @@ logger = logging.getLogger("geventws.server")
 _NO_HANDLER = "No handler is configured to accept the connection."
 _NOT_ANSWERED = "The request was neither accepted nor rejected in time."
 _SHUTTING_DOWN = "The server is shutting down."
+_NO_HTTP_SERVER = "You must specify an http_server on which to mount the WebSocket server."
 
 
 class WebSocketServer(EventEmitter):
@@ -58,12 +60,12 @@ class WebSocketServer(EventEmitter):
         WSGI application; only WebSocket upgrade requests come here.
         """
         if http_server is None:
-            raise ValueError("You must specify an http_server on which to mount the WebSocket server.")
+            raise ValueError(_NO_HTTP_SERVER)
         if options:
             self.options = self.options.replace(**options)
         servers = list(http_server) if isinstance(http_server, list | tuple) else [http_server]
         if not servers:
-            raise ValueError("You must specify an http_server on which to mount the WebSocket server.")
+            raise ValueError(_NO_HTTP_SERVER)
         for server in servers:
             if server not in self.http_servers:
                 attach(server, self)
@@ -83,10 +85,8 @@ class WebSocketServer(EventEmitter):
             if connection.connected:
                 connection.close()
         for request in list(self.pending_requests):
-            try:
+            with contextlib.suppress(RequestResolvedError):
                 request.reject(503, _SHUTTING_DOWN)
-            except RequestResolvedError:
-                pass
 
     def shut_down(self) -> None:
         """:meth:`unmount`, then :meth:`close_all_connections`; the HTTP servers keep running."""
@@ -146,10 +146,8 @@ class WebSocketServer(EventEmitter):
             )
         except HandshakeError as error:
             response = build_reject_response(error.status, error.reason, error.headers)
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(response)
-            except OSError:
-                pass
             logger.info("refused upgrade from %s: %s %s", peer_address, error.status, error.reason)
             self.emit("upgrade_error", error)
             return error.status, len(response)
@@ -234,4 +232,3 @@ def _watch_for_hangup(request: WebSocketRequest) -> None:
         request.peer_gone = True
         if request.server is not None:
             request.server._request_resolved(request)
-
