@@ -443,7 +443,8 @@ class WebSocketConnection(EventEmitter):
         self.close_reason_code = event.code
         self.close_description = event.reason
         self._cancel_keepalive()
-        self._write_quietly(event.close_frame)
+        if event.close_frame:
+            self._write_quietly(event.close_frame)
         raise _Terminate()
 
     def _shutdown_write(self) -> None:

@@ -92,7 +92,8 @@ class CloseReceived:
 
 @dataclass(slots=True)
 class ConnectionFailed:
-    """The peer broke the protocol: send ``close_frame``, then close the TCP connection."""
+    """The peer broke the protocol: send ``close_frame`` (empty when our Close was already
+    sent), then close the TCP connection."""
 
     code: int
     reason: str
@@ -221,14 +222,16 @@ class WebSocketProtocol:
                 position += length
                 self._frame_length = _NO_FRAME
                 self._complete_frame(payload, events)
-                if self.state is State.CLOSED:
+                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]
                     self._buffer = bytearray()
                     return events
         except ProtocolError as error:
+            our_close_sent = self.state is State.CLOSING
+            close_frame = self.fail(error.code, error.reason)
+            # RFC 6455 7.1.7: a Close is sent only if the closing handshake has not started.
             events.append(
-                ConnectionFailed(error.code, error.reason, self.fail(error.code, error.reason))
+                ConnectionFailed(error.code, error.reason, b"" if our_close_sent else close_frame)
             )
-            self._buffer = bytearray()
             return events
         if buffer is self._buffer:
             if position:
@@ -374,14 +377,10 @@ class WebSocketProtocol:
                 payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
                 tail = payload[checked:]
             else:
-                tail = raw[checked:]
+                tail = bytes(raw[checked:])
                 if mask is not None:
                     tail = apply_mask(tail, mask, checked)
                 payload = b""
-
-        if not self.assemble_fragments:
-            frame_payload = payload if extension is None else tail
-            events.append(FrameReceived(self._frame(first, frame_payload, mask)))
 
         if self._message_opcode == Opcode.TEXT:
             if self._decoder is None:
@@ -395,6 +394,12 @@ class WebSocketProtocol:
         elif self.assemble_fragments:
             self._message_parts.append(bytes(tail))  # type: ignore[arg-type]
 
+        if not self.assemble_fragments:
+            # After the UTF-8 check, so that a frame with invalid text is never delivered,
+            # whether it arrived at once or in pieces.
+            frame_payload = payload if extension is None else tail
+            events.append(FrameReceived(self._frame(first, frame_payload, mask)))
+
         if fin:
             parts = self._message_parts
             is_text = self._message_opcode == Opcode.TEXT
@@ -406,6 +411,11 @@ class WebSocketProtocol:
             if self.assemble_fragments:
                 message: str | bytes = "".join(parts) if is_text else b"".join(parts)  # type: ignore[arg-type]
                 events.append(MessageReceived(message))
+            elif opcode != Opcode.CONTINUATION:
+                # A single-frame message whose payload arrived in pieces (or went through an
+                # extension): a message too, as when it arrives at once. Already UTF-8 checked.
+                whole = bytes(payload if extension is None else tail)
+                events.append(MessageReceived(whole.decode("utf-8") if is_text else whole))
 
     def _single_frame_message(
         self,
@@ -417,15 +427,15 @@ class WebSocketProtocol:
     ) -> None:
         """The common case: a whole, unencoded message in one frame that arrived at once."""
         payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
-        if not self.assemble_fragments:
-            events.append(FrameReceived(self._frame(first, payload, mask)))
+        data: str | bytes = payload
         if opcode == Opcode.TEXT:
             try:
-                events.append(MessageReceived(payload.decode("utf-8")))
+                data = payload.decode("utf-8")
             except UnicodeDecodeError:
                 raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
-        else:
-            events.append(MessageReceived(payload))
+        if not self.assemble_fragments:
+            events.append(FrameReceived(self._frame(first, payload, mask)))
+        events.append(MessageReceived(data))
 
     def _extension_for(self, rsv: int) -> Extension | None:
         if not rsv:

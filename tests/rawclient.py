@@ -146,7 +146,7 @@ class RawClient:
             self.buffer += chunk
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
-        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        _, status, reason = [*lines[0].split(" ", 2), ""][:3]
         headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
         return HTTPResponse(int(status), reason, headers, head + b"\r\n\r\n")  # type: ignore[arg-type]
 

@@ -83,9 +83,7 @@ def test_validity_over_the_whole_16_bit_range_matches_rfc_6455() -> None:
             return False
         if code in (1004, 1005, 1006, 1015):
             return False  # reserved, never on the wire
-        if 1016 <= code <= 2999:
-            return False  # unassigned / reserved for future use
-        return True
+        return not 1016 <= code <= 2999  # unassigned / reserved for future use
 
     mismatches = [code for code in range(0x10000) if is_valid_code(code) != rfc(code)]
     assert mismatches == []

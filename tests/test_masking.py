@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,8 +91,5 @@ def test_property_pieces_masked_at_their_offsets_concatenate_to_the_whole(
     data: bytes, mask: bytes, cuts: list[int]
 ) -> None:
     bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
-    pieces = [
-        apply_mask(data[start:end], mask, start)
-        for start, end in zip(bounds, bounds[1:], strict=False)
-    ]
+    pieces = [apply_mask(data[start:end], mask, start) for start, end in itertools.pairwise(bounds)]
     assert b"".join(pieces) == apply_mask(data, mask)

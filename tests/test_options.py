@@ -67,9 +67,9 @@ def test_defaults_of_options_beyond_the_seed() -> None:
 def test_option_names_list_every_option_once() -> None:
     assert len(OPTION_NAMES) == len(set(OPTION_NAMES))
     assert set(OPTION_NAMES) == {field.name for field in dataclasses.fields(ServerOptions)}
-    assert set(SEED_DEFAULTS) | set(INT_OPTIONS) | set(FLOAT_OPTIONS) | {
-        "trusted_proxies"
-    } == set(OPTION_NAMES)
+    assert set(SEED_DEFAULTS) | set(INT_OPTIONS) | set(FLOAT_OPTIONS) | {"trusted_proxies"} == set(
+        OPTION_NAMES
+    )
 
 
 def test_options_are_frozen() -> None:
