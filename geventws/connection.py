@@ -152,6 +152,8 @@ class WebSocketConnection(EventEmitter):
         self._queue_space = Event()
         self._queue_space.set()
         self._done = Event()
+        self._resumed = Event()
+        self._resumed.set()
         with contextlib.suppress(OSError):  # not TCP (a UNIX socket): nothing to set
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
@@ -379,7 +381,10 @@ class WebSocketConnection(EventEmitter):
                 data, self._initial_data = self._initial_data, b""
                 self._handle_data(data)
             chunks = 0
+            resumed = self._resumed
             while True:
+                if not resumed.is_set():
+                    resumed.wait()
                 try:
                     data = sock.recv(_RECEIVE_SIZE)
                 except OSError as error:
@@ -392,6 +397,8 @@ class WebSocketConnection(EventEmitter):
                 if not data:
                     return
                 self._last_received = time.monotonic()
+                if not resumed.is_set():  # paused while this chunk was on its way
+                    resumed.wait()
                 self._handle_data(data)
                 chunks += 1
                 if chunks >= _CHUNKS_BEFORE_YIELD:
@@ -448,8 +455,12 @@ class WebSocketConnection(EventEmitter):
         raise _Terminate()
 
     def _shutdown_write(self) -> None:
+        """Send FIN (after TLS's close_notify, on a TLS socket); reading may go on."""
+        sock = self.socket
+        if getattr(sock, "_sslobj", None) is not None:
+            _send_close_notify(sock)
         with contextlib.suppress(OSError):
-            self.socket.shutdown(socket.SHUT_WR)
+            sock.shutdown(socket.SHUT_WR)
 
     def _socket_failed(self, error: OSError, operation: str) -> None:
         if self.state == CLOSED and self.close_reason_code != -1:
@@ -566,6 +577,19 @@ class WebSocketConnection(EventEmitter):
             else:
                 self._inbox_ready.set()
 
+    def pause(self) -> None:
+        """Stop reading: nothing more is read or handled until :meth:`resume`."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Read again after :meth:`pause`."""
+        self._resumed.set()
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return not self._resumed.is_set()
+
     # ------------------------------------------------------------------ blocking style
 
     def receive(self, timeout: float | None = None) -> str | bytes | None:
@@ -598,3 +622,16 @@ class WebSocketConnection(EventEmitter):
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the ``close`` event has been emitted; False if ``timeout`` ran out."""
         return bool(self._done.wait(timeout))
+
+
+def _send_close_notify(sock: Any) -> None:
+    """Send TLS's close_notify (RFC 8446 6.1) without waiting for the peer's."""
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0.0)
+        sock.unwrap()  # sends close_notify, then stops at "want read"
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)

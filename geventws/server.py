@@ -25,6 +25,9 @@ logger = logging.getLogger("geventws.server")
 _NO_HANDLER = "No handler is configured to accept the connection."
 _NOT_ANSWERED = "The request was neither accepted nor rejected in time."
 _SHUTTING_DOWN = "The server is shutting down."
+# Linux tcp_states.h: CLOSE_WAIT (8), LAST_ACK (9), CLOSE (7).
+_TCP_PEER_CLOSED_STATES = frozenset({7, 8, 9})
+_HANGUP_POLL_SECONDS = 0.05
 _NO_HTTP_SERVER = "You must specify an http_server on which to mount the WebSocket server."
 
 
@@ -221,14 +224,24 @@ def _watch_for_hangup(request: WebSocketRequest) -> None:
     """Notice a client that hangs up while its request waits for an answer."""
     sock = request.socket
     raw = getattr(sock, "_sock", sock)
-    if hasattr(sock, "pending"):  # TLS: a peek would read encrypted bytes; nothing to tell
-        return
     try:
         gevent.socket.wait_read(sock.fileno())
-        peeked = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        if raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+            # Bytes wait unread (TLS records, or frames sent before the 101): the TCP state
+            # tells whether the client has also sent FIN.
+            while not request.resolved and not _peer_sent_fin(raw):
+                gevent.sleep(_HANGUP_POLL_SECONDS)
     except OSError:
-        peeked = b""
-    if not peeked and not request.resolved:
+        pass
+    if not request.resolved:
         request.peer_gone = True
         if request.server is not None:
             request.server._request_resolved(request)
+
+
+def _peer_sent_fin(raw: socket.socket) -> bool:
+    """True when the kernel says the peer closed its side (Linux TCP_INFO), else False."""
+    if not hasattr(socket, "TCP_INFO"):
+        return False
+    state = raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    return state in _TCP_PEER_CLOSED_STATES

@@ -7,6 +7,7 @@ in gevent's thread pool so the hub keeps serving meanwhile.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -44,6 +45,18 @@ def open_sockets() -> int:
                 count += 1
         except OSError:
             pass  # the descriptor listdir itself used, now closed
+    return count
+
+
+def live_greenlets() -> int:
+    """How many gevent greenlets exist that have not finished."""
+    count = 0
+    for obj in gc.get_objects():
+        try:
+            if isinstance(obj, gevent.Greenlet) and not obj.dead:
+                count += 1
+        except ReferenceError:
+            pass  # a dead weak proxy
     return count
 
 
@@ -91,10 +104,11 @@ def serve() -> Iterator[Callable[..., Served]]:
     """Start servers: ``serve(on_request=..., on_connect=..., **options)``.
 
     After the test every connection and pending request must be gone and the process must
-    hold no more sockets than before.
+    hold no more sockets and no more running greenlets than before.
     """
     started: list[Served] = []
     sockets_before = open_sockets()
+    greenlets_before = live_greenlets()
 
     def start(
         on_request: Callable[[WebSocketRequest], None] | None = accept_first_protocol,
@@ -128,6 +142,10 @@ def serve() -> Iterator[Callable[..., Served]]:
         assert served.ws.pending_requests == []
         served.http.stop(timeout=1)
     wait_until(lambda: open_sockets() <= sockets_before, what=f"sockets back to {sockets_before}")
+    wait_until(
+        lambda: live_greenlets() <= greenlets_before,
+        what=f"greenlets back to {greenlets_before}",
+    )
 
 
 @pytest.fixture(autouse=True)
