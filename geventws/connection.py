@@ -276,19 +276,22 @@ class WebSocketConnection(EventEmitter):
         description: str | None = None,
         skip_close_frame: bool = False,
     ) -> None:
-        """Close at once: send a Close with ``code`` (unless ``skip_close_frame``), then close
-        the socket without waiting for the peer. The ``close`` event reports ``code``."""
+        """Close at once: send a Close with ``code`` (unless ``skip_close_frame``, or a Close was
+        already sent), then close the socket without waiting for the peer. The ``close`` event
+        reports ``code``."""
         if self.state == CLOSED:
             return
         if description is None:
             description = describe(code)
+        # Only one Close per side: none after ours or after answering the peer's.
+        send_close = self.state == OPEN and not skip_close_frame
         self.state = CLOSED
         self.connected = False
         self.close_reason_code = int(code)
         self.close_description = description
         self._cancel_keepalive()
         frame = self._protocol.fail(code, description or "")
-        if not skip_close_frame:
+        if send_close:
             self._write_quietly(frame)
         self._terminate()
 
@@ -403,7 +406,9 @@ class WebSocketConnection(EventEmitter):
                 chunks += 1
                 if chunks >= _CHUNKS_BEFORE_YIELD:
                     chunks = 0
-                    gevent.sleep(0)  # a socket that always has data must not starve the others
+                    # A socket that always has data must not starve the others; sleep(0)
+                    # would resume us before the hub polls the other sockets, idle() after.
+                    gevent.idle()
         except _Terminate:
             pass
         finally:
