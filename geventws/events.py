@@ -73,7 +73,8 @@ class EventEmitter:
         self._check_event(event)
         listeners = self._listeners.get(event, [])
         for index, candidate in enumerate(listeners):
-            if candidate is listener or getattr(candidate, "listener", None) is listener:
+            # == rather than `is`: each access to a bound method makes a new, equal object.
+            if candidate == listener or getattr(candidate, "listener", None) == listener:
                 del listeners[index]
                 return
 
