@@ -16,37 +16,11 @@ import pytest
 from conftest import in_thread, wait_until
 from gevent.event import Event
 from rawclient import RawClient, client_frame
+from recorder import Recorder, open_client
 
 from geventws import ConnectionClosedError, Frame, Opcode, WebSocketConnection
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-
-
-class Recorder:
-    """``on_connect`` callback: keeps connections and their events; echoes if asked."""
-
-    def __init__(self, echo: bool = True) -> None:
-        self.echo = echo
-        self.connections: list[WebSocketConnection] = []
-        self.events: list[tuple[Any, ...]] = []
-
-    def __call__(self, connection: WebSocketConnection) -> None:
-        self.connections.append(connection)
-
-        def on_message(message: str | bytes) -> None:
-            self.events.append(("message", message))
-            if self.echo:
-                connection.send(message)
-
-        connection.on("message", on_message)
-        self.listen(connection)
-
-    def listen(self, connection: WebSocketConnection) -> None:
-        connection.on("close", lambda code, text: self.events.append(("close", code, text)))
-        connection.on("error", lambda error: self.events.append(("error", error)))
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [event for event in self.events if event[0] == name]
 
 
 class Connections:
@@ -57,13 +31,6 @@ class Connections:
 
     def __call__(self, connection: WebSocketConnection) -> None:
         self.connections.append(connection)
-
-
-def open_client(served: Any, recorder: Any) -> tuple[RawClient, WebSocketConnection]:
-    client = RawClient(served.port)
-    assert client.handshake().status == 101
-    wait_until(lambda: recorder.connections, what="the connection")
-    return client, recorder.connections[-1]
 
 
 def unread_bytes(sock: Any) -> int:

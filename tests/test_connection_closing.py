@@ -8,48 +8,18 @@ keepalive stops once closing starts, and the ``close`` event fires exactly once.
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 from typing import Any
 
 import pytest
 from conftest import wait_until
-from rawclient import RawClient, client_frame
+from rawclient import client_frame
+from recorder import Recorder, nothing_arrives, open_client
 
-from geventws import ConnectionClosedError, WebSocketConnection
+from geventws import ConnectionClosedError
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-
-
-class Recorder:
-    """``on_connect`` callback: keeps connections, messages and close events; echoes."""
-
-    def __init__(self, echo: bool = True) -> None:
-        self.echo = echo
-        self.connections: list[WebSocketConnection] = []
-        self.messages: list[str | bytes] = []
-        self.closes: list[tuple[int, str | None]] = []
-        self.errors: list[BaseException] = []
-
-    def __call__(self, connection: WebSocketConnection) -> None:
-        self.connections.append(connection)
-
-        def on_message(message: str | bytes) -> None:
-            self.messages.append(message)
-            if self.echo and connection.state == "open":
-                connection.send(message)
-
-        connection.on("message", on_message)
-        connection.on("close", lambda code, text: self.closes.append((code, text)))
-        connection.on("error", self.errors.append)
-
-
-def open_client(served: Any, recorder: Recorder) -> tuple[RawClient, WebSocketConnection]:
-    client = RawClient(served.port)
-    assert client.handshake().status == 101
-    wait_until(lambda: recorder.connections, what="the connection")
-    return client, recorder.connections[-1]
 
 
 def assert_closed_once(served: Any, recorder: Recorder, code: int, description: str | None) -> None:
@@ -64,21 +34,6 @@ def assert_closed_once(served: Any, recorder: Recorder, code: int, description: 
     assert (connection.close_reason_code, connection.close_description) == (code, description)
     assert connection.wait_closed(0)
     assert served.ws.connections == []
-
-
-def nothing_arrives(client: RawClient, seconds: float) -> bool:
-    """A bounded negative check: True if the server sent nothing (and kept TCP open) for
-    ``seconds``."""
-    if client.buffer:
-        return False
-    client.sock.settimeout(seconds)
-    try:
-        client.sock.recv(1, socket.MSG_PEEK)
-    except TimeoutError:
-        return True
-    finally:
-        client.sock.settimeout(5.0)
-    return False
 
 
 # ------------------------------------------------------------------ the peer's Close

@@ -18,39 +18,10 @@ from typing import Any
 import pytest
 from conftest import in_thread, wait_until
 from rawclient import RawClient, client_frame, expected_accept
-
-from geventws import WebSocketConnection
+from recorder import Recorder, open_client
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 INVALID_UTF8 = "Invalid UTF-8 Data Received"
-
-
-class Recorder:
-    """``on_connect`` callback: keeps connections, messages and close events; echoes."""
-
-    def __init__(self, echo: bool = True) -> None:
-        self.echo = echo
-        self.connections: list[WebSocketConnection] = []
-        self.messages: list[str | bytes] = []
-        self.closes: list[tuple[int, str | None]] = []
-
-    def __call__(self, connection: WebSocketConnection) -> None:
-        self.connections.append(connection)
-
-        def on_message(message: str | bytes) -> None:
-            self.messages.append(message)
-            if self.echo:
-                connection.send(message)
-
-        connection.on("message", on_message)
-        connection.on("close", lambda code, text: self.closes.append((code, text)))
-
-
-def open_client(served: Any, recorder: Recorder) -> RawClient:
-    client = RawClient(served.port)
-    assert client.handshake().status == 101
-    wait_until(lambda: recorder.connections, what="the connection")
-    return client
 
 
 def unread_bytes(sock: Any) -> int:
@@ -103,7 +74,7 @@ def masked(data: bytes, mask: bytes = b"\x01\x02\x03\x04", offset: int = 0) -> b
 def test_unmasked_client_frame_fails_with_1002(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"not masked", masked=False)
         assert_failed(client, served, recorder, 1002, "Received an unmasked frame from the client.")
     assert recorder.messages == []
@@ -113,7 +84,7 @@ def test_unmasked_client_frame_fails_with_1002(serve):
 def test_rsv_bits_without_extension_fail_with_1002(serve, rsv):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"hello", rsv=rsv)
         assert_failed(
             client,
@@ -131,7 +102,7 @@ def test_rsv_bits_without_extension_fail_with_1002(serve, rsv):
 def test_reserved_opcodes_fail_with_1002(serve, opcode, text):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(opcode, b"x")
         assert_failed(client, served, recorder, 1002, f"Unrecognized Opcode: {text}")
 
@@ -139,7 +110,7 @@ def test_reserved_opcodes_fail_with_1002(serve, opcode, text):
 def test_ping_of_126_bytes_fails_with_1002(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(PING, b"p" * 126)
         assert_failed(
             client, served, recorder, 1002, "Illegal control frame longer than 125 bytes."
@@ -150,7 +121,7 @@ def test_long_control_frame_is_refused_on_its_header(serve):
     # The header of a 126-byte Close alone is enough: no payload needs to be sent.
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_raw(header(CLOSE, 126))
         assert_failed(
             client, served, recorder, 1002, "Illegal control frame longer than 125 bytes."
@@ -161,7 +132,7 @@ def test_long_control_frame_is_refused_on_its_header(serve):
 def test_fragmented_control_frame_fails_with_1002(serve, opcode):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(opcode, b"\x03\xe8" if opcode == CLOSE else b"ab", fin=False)
         assert_failed(client, served, recorder, 1002, "Control frames must not be fragmented.")
 
@@ -169,7 +140,7 @@ def test_fragmented_control_frame_fails_with_1002(serve, opcode):
 def test_continuation_without_start_fails_with_1002(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(CONT, b"orphan")
         assert_failed(client, served, recorder, 1002, "Unexpected Continuation Frame")
 
@@ -177,7 +148,7 @@ def test_continuation_without_start_fails_with_1002(serve):
 def test_continuation_after_a_complete_message_fails_with_1002(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"whole")
         assert client.read_message() == "whole"
         client.send_frame(CONT, b"late", fin=True)
@@ -189,7 +160,7 @@ def test_continuation_after_a_complete_message_fails_with_1002(serve):
 def test_data_frame_in_the_middle_of_a_fragmented_message_fails(serve, opcode):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"first part", fin=False)
         client.send_frame(opcode, b"intruder")
         assert_failed(
@@ -205,7 +176,7 @@ def test_data_frame_in_the_middle_of_a_fragmented_message_fails(serve, opcode):
 def test_64_bit_length_with_the_most_significant_bit_fails_with_1002(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_raw(bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + b"\x00" * 4)
         assert_failed(
             client,
@@ -222,7 +193,7 @@ def test_64_bit_length_with_the_most_significant_bit_fails_with_1002(serve):
 def test_invalid_utf8_text_fails_with_1007(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"valid start \xff\xfe")
         assert_failed(client, served, recorder, 1007, INVALID_UTF8)
     assert recorder.messages == []
@@ -238,7 +209,7 @@ def test_invalid_utf8_fails_fast_before_the_rest_of_the_frame(serve, bad):
     # come without the other 980 bytes ever being sent (decisions.md, Autobahn 6.4.3/6.4.4).
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         prefix = b"abcdefgh" + bad
         first_bytes = prefix + b"x" * (20 - len(prefix))
         client.send_raw(header(TEXT, 1000) + masked(first_bytes))
@@ -249,7 +220,7 @@ def test_invalid_utf8_fails_fast_before_the_rest_of_the_frame(serve, bad):
 def test_invalid_utf8_across_fragments_fails_with_1007(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"ok \xce", fin=False)  # a valid start of a 2-byte character
         client.send_frame(CONT, b"A rest", fin=True)  # ... not continued
         assert_failed(client, served, recorder, 1007, INVALID_UTF8)
@@ -259,7 +230,7 @@ def test_invalid_utf8_across_fragments_fails_with_1007(serve):
 def test_invalid_utf8_in_a_fragment_fails_before_the_final_fragment(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"fine", fin=False)
         client.send_frame(CONT, b"still fine \xf0\x9f", fin=False)
         client.send_frame(CONT, b"\x41", fin=False)  # breaks the 4-byte sequence
@@ -270,7 +241,7 @@ def test_invalid_utf8_in_a_fragment_fails_before_the_final_fragment(serve):
 def test_text_message_ending_inside_a_character_fails_with_1007(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"abc", fin=False)
         client.send_frame(CONT, b"\xe2\x82", fin=True)  # truncated euro sign
         assert_failed(client, served, recorder, 1007, INVALID_UTF8)
@@ -279,7 +250,7 @@ def test_text_message_ending_inside_a_character_fails_with_1007(serve):
 def test_invalid_utf8_in_a_binary_message_is_fine(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(BINARY, b"\xff\xfe\xf4\x90")
         assert client.read_message() == b"\xff\xfe\xf4\x90"
     assert recorder.messages == [b"\xff\xfe\xf4\x90"]
@@ -291,7 +262,7 @@ def test_invalid_utf8_in_a_binary_message_is_fine(serve):
 def test_frame_over_max_received_frame_size_fails_with_1009(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_frame_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_binary(b"b" * 101)
         assert_failed(
             client,
@@ -307,7 +278,7 @@ def test_frame_size_is_checked_on_the_header_before_the_payload(serve):
     # A header declaring 2**62 bytes is answered at once; no payload byte is sent.
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_raw(header(BINARY, 2**62))
         assert_failed(
             client,
@@ -321,7 +292,7 @@ def test_frame_size_is_checked_on_the_header_before_the_payload(serve):
 def test_frame_of_exactly_max_received_frame_size_is_accepted(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_frame_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_binary(b"b" * 100)
         assert client.read_message() == b"b" * 100
         client.send_text("t" * 100)
@@ -335,7 +306,7 @@ def test_frame_of_exactly_max_received_frame_size_is_accepted(serve):
 def test_continuation_frame_over_the_frame_limit_fails_with_1009(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_frame_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(BINARY, b"a" * 10, fin=False)
         client.send_raw(header(CONT, 5000))
         assert_failed(
@@ -350,7 +321,7 @@ def test_continuation_frame_over_the_frame_limit_fails_with_1009(serve):
 def test_default_frame_limit_is_64_kib(serve):
     recorder = Recorder(echo=False)
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_binary(b"\x07" * 65536)
         wait_until(lambda: recorder.messages, what="the 64 KiB message")
         assert recorder.messages == [b"\x07" * 65536]
@@ -367,7 +338,7 @@ def test_default_frame_limit_is_64_kib(serve):
 def test_fragmented_message_over_max_received_message_size_fails_with_1009(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_message_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(BINARY, b"a" * 60, fin=False)
         client.send_frame(CONT, b"b" * 30, fin=False)
         # The continuation's header already shows the total (60 + 30 + 20 > 100).
@@ -379,7 +350,7 @@ def test_fragmented_message_over_max_received_message_size_fails_with_1009(serve
 def test_fragmented_message_of_exactly_the_message_limit_is_accepted(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_message_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"a" * 60, fin=False)
         client.send_frame(CONT, b"b" * 40, fin=True)
         assert client.read_message() == "a" * 60 + "b" * 40
@@ -392,7 +363,7 @@ def test_single_frame_over_the_message_limit_fails_with_1009(serve):
     # is within max_received_frame_size (WebSocket-Node delivers it).
     recorder = Recorder()
     served = serve(on_connect=recorder, max_received_message_size=100)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_binary(b"m" * 101)
         assert_failed(client, served, recorder, 1009, "Maximum message size exceeded.")
     assert recorder.messages == []
@@ -403,7 +374,7 @@ def test_default_message_limit_is_1_mib(serve):
     served = serve(on_connect=recorder)
     chunk = b"\x00" * 65536
     zero_mask = b"\x00\x00\x00\x00"
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         frames = [header(BINARY, 65536, fin=False, mask=zero_mask) + chunk]
         frames += [header(CONT, 65536, fin=False, mask=zero_mask) + chunk] * 14
         frames += [header(CONT, 65536, fin=True, mask=zero_mask) + chunk]
@@ -419,7 +390,7 @@ def test_default_message_limit_is_1_mib(serve):
     # With a frame limit big enough, the message limit is what trips.
     recorder = Recorder(echo=False)
     served = serve(on_connect=recorder, max_received_frame_size=1 << 21)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_raw(b"".join(frames[:-1]) + header(CONT, 65537, fin=True))
         frame = client.read_frame()
         assert (frame.close_code, frame.close_reason) == (1009, "Maximum message size exceeded.")
@@ -434,7 +405,7 @@ def test_masked_frames_of_every_length_encoding_are_unmasked(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
     sizes = [0, 1, 125, 126, 127, 65535, 65536]
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         for size in sizes:
             payload = bytes(index % 251 for index in range(size))
             client.send_frame(BINARY, payload, mask=b"\xa5\x5a\x0f\xf0")
@@ -449,7 +420,7 @@ def test_fragmented_text_is_reassembled_even_split_inside_a_character(serve):
     encoded = text.encode("utf-8")
     cuts = [2, encoded.index(b"\xe2") + 1, encoded.index(b"\xf0") + 2, encoded.index(b"\xf0") + 3]
     pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         for index, piece in enumerate(pieces):
             client.send_frame(TEXT if index == 0 else CONT, piece, fin=index == len(pieces) - 1)
         assert client.read_message() == text
@@ -467,7 +438,7 @@ def test_single_text_frame_arriving_in_pieces_is_one_message(serve):
     served = serve(on_connect=recorder)
     text = "\u20ac" * 50 + "\U0001f600" * 10
     frame = client_frame(TEXT, text.encode("utf-8"))
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         server_socket = recorder.connections[0].socket
         for start, end in [(0, 9), (9, 101), (101, len(frame))]:
             client.send_raw(frame[start:end])
@@ -479,7 +450,7 @@ def test_single_text_frame_arriving_in_pieces_is_one_message(serve):
 def test_ping_is_answered_with_an_identical_pong(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         for payload in [b"", b"ping!", bytes(range(125))]:
             client.send_frame(PING, payload)
             frame = client.read_frame()
@@ -490,7 +461,7 @@ def test_ping_is_answered_with_an_identical_pong(serve):
 def test_ping_between_fragments_is_answered_and_the_message_completes(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"frag-1 ", fin=False)
         client.send_frame(PING, b"in between")
         pong = client.read_frame()
@@ -508,7 +479,7 @@ def test_ping_between_fragments_is_answered_and_the_message_completes(serve):
 def test_empty_text_and_binary_messages_are_delivered(serve):
     recorder = Recorder()
     served = serve(on_connect=recorder)
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         client.send_frame(TEXT, b"")
         client.send_frame(BINARY, b"")
         client.send_frame(TEXT, b"", fin=False)
@@ -605,7 +576,7 @@ def test_pipelined_frames_in_one_write_are_all_delivered_in_order(serve):
     recorder = Recorder(echo=False)
     served = serve(on_connect=recorder)
     expected = [f"pipelined {index}" for index in range(500)]
-    with open_client(served, recorder) as client:
+    with open_client(served, recorder)[0] as client:
         started = time.monotonic()
         client.send_raw(b"".join(client_frame(TEXT, text.encode()) for text in expected))
         wait_until(lambda: len(recorder.messages) == 500, what="500 messages")

@@ -17,62 +17,17 @@ from typing import Any
 import pytest
 from conftest import wait_until
 from rawclient import RawClient, client_frame
+from recorder import Recorder, nothing_arrives, open_client
 
 from geventws import Frame, WebSocketConnection
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
-class Recorder:
-    """``on_connect`` callback: keeps connections and their events; echoes if asked."""
-
-    def __init__(self, echo: bool = True) -> None:
-        self.echo = echo
-        self.connections: list[WebSocketConnection] = []
-        self.events: list[tuple[Any, ...]] = []
-
-    def __call__(self, connection: WebSocketConnection) -> None:
-        self.connections.append(connection)
-
-        def on_message(message: str | bytes) -> None:
-            self.events.append(("message", message))
-            if self.echo:
-                connection.send(message)
-
-        connection.on("message", on_message)
-        connection.on("close", lambda code, text: self.events.append(("close", code, text)))
-        connection.on("error", lambda error: self.events.append(("error", error)))
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [event for event in self.events if event[0] == name]
-
-
-def open_client(served: Any, recorder: Recorder) -> tuple[RawClient, WebSocketConnection]:
-    client = RawClient(served.port)
-    assert client.handshake().status == 101
-    wait_until(lambda: recorder.connections, what="the connection")
-    return client, recorder.connections[-1]
-
-
 def unread_bytes(sock: Any) -> int:
     """Bytes waiting in ``sock``'s receive queue (FIONREAD)."""
     raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
     return int(struct.unpack("i", raw)[0])
-
-
-def nothing_arrives(client: RawClient, seconds: float) -> bool:
-    """A bounded negative check: True if the server sent nothing (and kept TCP open) for
-    ``seconds``."""
-    if client.buffer:
-        return False
-    client.sock.settimeout(seconds)
-    try:
-        client.sock.recv(1, socket.MSG_PEEK)
-    except TimeoutError:
-        return True
-    finally:
-        client.sock.settimeout(5.0)
-    return False
 
 
 # ------------------------------------------------------------------ outgoing fragmentation
