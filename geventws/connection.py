@@ -10,6 +10,8 @@ Closing, in the three ways RFC 6455 (7.1) knows:
   closes TCP; after ``close_timeout`` it destroys the socket.
 - The peer's Close is answered with its own code, then we close TCP (server first).
 - A protocol error fails the connection: Close with the precise code, then TCP at once.
+In the last two, the listeners first handle what arrived before (for at most ``close_timeout``),
+so their answers to it still go out ahead of our Close.
 The ``close`` event fires exactly once, after the socket is closed.
 """
 
@@ -145,6 +147,9 @@ class WebSocketConnection(EventEmitter):
         # Events for the application, in order, and the greenlet that delivers them.
         self._inbox: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._inbox_ready = Event()
+        #: Set while the dispatcher has handled every queued event (listeners returned).
+        self._dispatch_idle = Event()
+        self._dispatch_idle.set()
         self._dispatcher: gevent.Greenlet | None = None
         # Messages no listener took, for receive().
         self._received: deque[str | bytes] = deque()
@@ -432,9 +437,20 @@ class WebSocketConnection(EventEmitter):
                 if self._listeners.get("pong"):
                     self._deliver("pong", event.payload)  # type: ignore[union-attr]
             elif event_type is CloseReceived:
+                self._let_listeners_catch_up()
                 self._peer_closed(event)  # type: ignore[arg-type]
             elif event_type is ConnectionFailed:
+                self._let_listeners_catch_up()
                 self._failed(event)  # type: ignore[arg-type]
+
+    def _let_listeners_catch_up(self) -> None:
+        """Before the peer's Close or a protocol error ends the connection, let the listeners
+        handle the events that came before it (at most ``close_timeout``), so that what they
+        send in answer (an echo) still goes out, ahead of our Close, as the messages came
+        first. Otherwise the connection would be closed before the application even saw them.
+        """
+        if not self._dispatch_idle.is_set():
+            self._dispatch_idle.wait(self.options.close_timeout / 1000.0)
 
     def _peer_closed(self, event: CloseReceived) -> None:
         if self.state == OPEN:
@@ -450,12 +466,14 @@ class WebSocketConnection(EventEmitter):
 
     def _failed(self, event: ConnectionFailed) -> None:
         logger.debug("%r failed: %s %s", self, event.code, event.reason)
+        # Only one Close per side: a listener may have closed while we waited for it.
+        send_close = bool(event.close_frame) and self.state == OPEN
         self.state = CLOSED
         self.connected = False
         self.close_reason_code = event.code
         self.close_description = event.reason
         self._cancel_keepalive()
-        if event.close_frame:
+        if send_close:
             self._write_quietly(event.close_frame)
         raise _Terminate()
 
@@ -516,6 +534,7 @@ class WebSocketConnection(EventEmitter):
     def _deliver(self, event: str, *args: Any) -> None:
         """Queue an event for the dispatcher greenlet, pausing when the application lags."""
         self._inbox.append((event, args))
+        self._dispatch_idle.clear()
         if self._dispatcher is None:
             self._dispatcher = gevent.spawn(self._dispatch_loop)
         else:
@@ -558,6 +577,7 @@ class WebSocketConnection(EventEmitter):
                 else:
                     self.emit(event, *args)
             self._inbox_ready.clear()
+            self._dispatch_idle.set()
             self._inbox_ready.wait()
 
     def _dispatch_ping(self, payload: bytes) -> None:
@@ -577,6 +597,7 @@ class WebSocketConnection(EventEmitter):
             pending = list(self._received)
             self._received.clear()
             self._inbox.extendleft(("message", (data,)) for data in reversed(pending))
+            self._dispatch_idle.clear()
             if self._dispatcher is None:
                 self._dispatcher = gevent.spawn(self._dispatch_loop)
             else:

@@ -582,3 +582,31 @@ def test_pipelined_frames_in_one_write_are_all_delivered_in_order(serve):
         wait_until(lambda: len(recorder.messages) == 500, what="500 messages")
         assert time.monotonic() - started < 3
     assert recorder.messages == expected
+
+
+def test_echo_of_a_message_goes_out_before_the_close_for_a_bad_frame_behind_it(serve):
+    # Autobahn 3.2 / 5.15 shape: a good message and a bad frame in one write. The listener
+    # sees the message and its answer leaves before our Close 1002.
+    recorder = Recorder()
+    served = serve(on_connect=recorder)
+    with open_client(served, recorder)[0] as client:
+        client.send_raw(client_frame(TEXT, b"first") + client_frame(TEXT, b"bad", rsv=0x40))
+        assert client.read_message() == "first"
+        close = client.read_frame()
+        assert (close.opcode, close.close_code) == (CLOSE, 1002)
+        client.expect_eof()
+    assert recorder.messages == ["first"]
+
+
+def test_echo_of_a_message_goes_out_before_the_reply_to_a_close_behind_it(serve):
+    recorder = Recorder()
+    served = serve(on_connect=recorder)
+    with open_client(served, recorder)[0] as client:
+        client.send_raw(
+            client_frame(TEXT, b"last words") + client_frame(CLOSE, struct.pack("!H", 1000))
+        )
+        assert client.read_message() == "last words"
+        close = client.read_frame()
+        assert (close.opcode, close.close_code) == (CLOSE, 1000)
+        client.expect_eof()
+    served.wait_for_event("close")
