@@ -66,6 +66,10 @@ class _Terminate(Exception):  # noqa: N818 (a signal, not an error)
     """Thrown into the reader to make it close the socket now."""
 
 
+class _SendTimedOutError(Exception):
+    """A send waited ``send_timeout`` for a peer that does not read."""
+
+
 class WebSocketConnection(EventEmitter):
     """An open (or closing) WebSocket connection on the server side.
 
@@ -135,6 +139,10 @@ class WebSocketConnection(EventEmitter):
         )
         self._initial_data = initial_data
         self._write_lock = Semaphore()
+        self._send_timeout = options.send_timeout / 1000.0
+        # The plain socket under gevent's, for the non-blocking first try of every send;
+        # None for TLS, whose records only gevent's SSL socket can write.
+        self._raw_socket = None if hasattr(sock, "_sslobj") else getattr(sock, "_sock", None)
         self._hub = gevent.get_hub()
         self._reader: Any = None
         self._terminating = False
@@ -232,11 +240,32 @@ class WebSocketConnection(EventEmitter):
             raise ConnectionClosedError(self.close_reason_code, self.close_description)
         self._write(frame.to_bytes(mask=None) if not frame.masked else frame.to_bytes())
 
-    def _write(self, data: bytes) -> None:
-        """Write ``data`` whole; frames of concurrent senders never interleave."""
-        try:
-            with self._write_lock:
+    def _send_all(self, data: bytes) -> None:
+        """Write ``data`` whole, under the write lock so concurrent senders never interleave.
+
+        The common case, a socket with room, is one non-blocking ``send``; otherwise gevent
+        waits for room, at most ``send_timeout`` (then :class:`_SendTimedOutError`).
+        """
+        with self._write_lock:
+            raw = self._raw_socket
+            if raw is not None:
+                try:
+                    sent = raw.send(data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]  # type: ignore[assignment]
+            with gevent.Timeout(self._send_timeout, _SendTimedOutError):
                 self.socket.sendall(data)
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data``; on failure close the connection and raise ConnectionClosedError."""
+        try:
+            self._send_all(data)
+        except _SendTimedOutError:
+            self._send_timed_out()
+            raise ConnectionClosedError(self.close_reason_code, self.close_description) from None
         except OSError as error:
             self._socket_failed(error, "write")
             if getcurrent() is not self._reader:
@@ -244,12 +273,26 @@ class WebSocketConnection(EventEmitter):
             raise ConnectionClosedError(self.close_reason_code, self.close_description) from error
 
     def _write_quietly(self, data: bytes) -> bool:
+        """Write ``data``; False if the socket failed (the reader will see it)."""
         try:
-            with self._write_lock:
-                self.socket.sendall(data)
+            self._send_all(data)
+        except _SendTimedOutError:
+            self._send_timed_out()
+            return False
         except OSError:
             return False
         return True
+
+    def _send_timed_out(self) -> None:
+        """The peer read nothing for ``send_timeout``: drop it, without a Close it won't read."""
+        logger.info("%r: the peer has not read for send_timeout; dropping it", self)
+        if self.state != CLOSED:
+            self.state = CLOSED
+            self.connected = False
+            self.close_reason_code = CloseCode.ABNORMAL
+            self.close_description = "Send timed out: the peer is not reading."
+            self._cancel_keepalive()
+        self._terminate()
 
     # ------------------------------------------------------------------ closing
 
@@ -514,7 +557,26 @@ class WebSocketConnection(EventEmitter):
         self._close_socket()
         if self.server is not None:
             self.server._connection_closed(self)
+        dispatcher_busy = self._dispatcher is not None and not self._dispatch_idle.is_set()
         self._deliver("close", self.close_reason_code, self.close_description)
+        if dispatcher_busy:
+            timer = self._hub.loop.timer(self.options.close_timeout / 1000.0)
+            timer.start(self._on_dispatch_overdue, timer)
+
+    def _on_dispatch_overdue(self, timer: Any) -> None:
+        """A listener still blocks ``close_timeout`` after the connection closed: cancel it
+        (GreenletExit) so the ``close`` event is delivered and nothing is held forever."""
+        timer.close()
+        if self._done.is_set() or self._dispatcher is None:
+            return
+        logger.warning(
+            "%r: a listener was still blocked %s ms after the connection closed; cancelling it",
+            self,
+            self.options.close_timeout,
+        )
+        stuck = self._dispatcher
+        self._dispatcher = gevent.spawn(self._dispatch_loop)
+        stuck.kill(block=False)
 
     def _close_socket(self) -> None:
         sock = self.socket

@@ -8,10 +8,12 @@ goes to the WSGI application as usual.
 
 from __future__ import annotations
 
+import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent.pywsgi import WSGIHandler
 
 from .handshake import Headers, is_websocket_request
@@ -46,8 +48,48 @@ class UpgradeHandlerMixin:
     time_start: float
     time_finish: float
 
+    def handle_one_request(self) -> Any:
+        """pywsgi's request handling, with ``handshake_timeout`` on reading the request head
+        and ``max_request_header_size`` on its size (a slow or huge head cannot hold a
+        greenlet and its memory for long)."""
+        ws_server = mounted_server(self.server)
+        if ws_server is None:
+            return super().handle_one_request()  # type: ignore[misc]
+        seconds = ws_server.options.handshake_timeout / 1000.0
+        self._head_timer = gevent.Timeout(seconds, _HeadTimeoutError("request head timed out"))
+        self._head_limit = ws_server.options.max_request_header_size
+        self._head_timer.start()
+        try:
+            return super().handle_one_request()  # type: ignore[misc]
+        finally:
+            self._head_timer.close()
+
+    def read_request(self, raw_requestline: str) -> Any:
+        """Parse the head through a reader that refuses more than the size limit."""
+        limit = getattr(self, "_head_limit", None)
+        if limit is None:
+            return super().read_request(raw_requestline)  # type: ignore[misc]
+        rfile = self.rfile
+        self.rfile = _LimitedHead(rfile, limit - len(raw_requestline))
+        try:
+            return super().read_request(raw_requestline)  # type: ignore[misc]
+        finally:
+            self.rfile = rfile
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, _HeadTooLargeError):
+            self.log_error("(from %s) request head over the size limit", self.client_address)  # type: ignore[attr-defined]
+            return ("431", _HEAD_TOO_LARGE_RESPONSE)
+        if isinstance(ex, _HeadTimeoutError):
+            self.log_error("(from %s) request head not sent in time", self.client_address)  # type: ignore[attr-defined]
+            return ("408", _HEAD_TIMEOUT_RESPONSE)
+        return super()._handle_client_error(ex)  # type: ignore[misc]
+
     def handle_one_response(self) -> None:
         """Serve a WebSocket upgrade here; hand any other request to the WSGI application."""
+        timer = getattr(self, "_head_timer", None)
+        if timer is not None:
+            timer.close()  # the head is in: the response may take as long as it takes
         ws_server = mounted_server(self.server)
         headers = Headers.from_message(self.headers)
         if ws_server is None or not is_websocket_request(headers):
@@ -99,6 +141,41 @@ class UpgradeHandlerMixin:
             sock.settimeout(timeout)
         rfile.close()
         return bytes(data)
+
+
+class _HeadTimeoutError(socket.timeout):
+    """The client did not send its request head within ``handshake_timeout``."""
+
+
+class _HeadTooLargeError(ValueError):
+    """The request head is over ``max_request_header_size``."""
+
+
+_HEAD_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+_HEAD_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+class _LimitedHead:
+    """Stands in for pywsgi's rfile while the headers are parsed; counts what they take."""
+
+    def __init__(self, rfile: Any, limit: int) -> None:
+        self._rfile = rfile
+        self._left = limit
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self._rfile.readline(size)
+        self._left -= len(line)
+        if self._left < 0:
+            raise _HeadTooLargeError("request head too large")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
 
 
 class WebSocketHandler(UpgradeHandlerMixin, WSGIHandler):  # type: ignore[misc]

@@ -56,6 +56,12 @@ class ServerOptions:
     request_timeout: float = 30000
     #: Received messages (or events) held for the application before reading pauses.
     max_queue: int = 64
+    #: Time (ms) a client has to send its request head; then 408 (or the socket closes).
+    handshake_timeout: float = 10000
+    #: Largest request head (request line and headers) in bytes; larger gets 431.
+    max_request_header_size: int = 16384
+    #: Time (ms) a send may wait for a peer that does not read; then the connection is dropped.
+    send_timeout: float = 30000
 
     def __post_init__(self) -> None:
         for option in fields(self):

@@ -155,7 +155,8 @@ class WebSocketProtocol:
         # The message being assembled from fragments.
         self._message_opcode = _NO_FRAME
         self._message_size = 0
-        self._message_parts: list[bytes] | list[str] = []
+        # One buffer, not a list of pieces: 1 MiB of 1-byte fragments costs 1 MiB, not 50.
+        self._message_data = bytearray()
         self._decoder: codecs.IncrementalDecoder | None = None
         self._message_extension: Extension | None = None
 
@@ -322,17 +323,17 @@ class WebSocketProtocol:
         if self._frame_mask is not None:
             piece = apply_mask(piece, self._frame_mask, checked)
         try:
-            text = _decode_utf8(self._decoder, bytes(piece), False)
+            _decode_utf8(self._decoder, bytes(piece), False)
         except UnicodeDecodeError:
             raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
-        if self.assemble_fragments and text:
-            self._message_parts.append(text)  # type: ignore[arg-type]
+        if self.assemble_fragments:
+            self._message_data += piece
         self._frame_checked = end - start
 
     def _start_message(self, opcode: int, extension: Extension | None) -> None:
         self._message_opcode = opcode
         self._message_size = 0
-        self._message_parts = []
+        self._message_data = bytearray()
         self._message_extension = extension
 
     def _complete_frame(self, raw: bytes | bytearray, events: list[Event]) -> None:
@@ -386,13 +387,11 @@ class WebSocketProtocol:
             if self._decoder is None:
                 self._decoder = _Utf8Decoder()
             try:
-                text = _decode_utf8(self._decoder, bytes(tail), fin)
+                _decode_utf8(self._decoder, bytes(tail), fin)
             except UnicodeDecodeError:
                 raise ProtocolError(CloseCode.INVALID_DATA, _INVALID_UTF8) from None
-            if self.assemble_fragments and text:
-                self._message_parts.append(text)  # type: ignore[arg-type]
-        elif self.assemble_fragments:
-            self._message_parts.append(bytes(tail))  # type: ignore[arg-type]
+        if self.assemble_fragments:
+            self._message_data += tail
 
         if not self.assemble_fragments:
             # After the UTF-8 check, so that a frame with invalid text is never delivered,
@@ -401,16 +400,16 @@ class WebSocketProtocol:
             events.append(FrameReceived(self._frame(first, frame_payload, mask)))
 
         if fin:
-            parts = self._message_parts
+            data = self._message_data
             is_text = self._message_opcode == Opcode.TEXT
             self._message_opcode = _NO_FRAME
-            self._message_parts = []
+            self._message_data = bytearray()
             self._message_size = 0
             self._message_extension = None
             self._decoder = None
             if self.assemble_fragments:
-                message: str | bytes = "".join(parts) if is_text else b"".join(parts)  # type: ignore[arg-type]
-                events.append(MessageReceived(message))
+                # Text was validated piece by piece; decoding it whole cannot fail.
+                events.append(MessageReceived(data.decode("utf-8") if is_text else bytes(data)))
             elif opcode != Opcode.CONTINUATION:
                 # A single-frame message whose payload arrived in pieces (or went through an
                 # extension): a message too, as when it arrives at once. Already UTF-8 checked.

@@ -33,8 +33,16 @@ INT_OPTIONS = [
     "max_received_message_size",
     "fragmentation_threshold",
     "max_queue",
+    "max_request_header_size",
 ]
-FLOAT_OPTIONS = ["keepalive_interval", "keepalive_grace_period", "close_timeout", "request_timeout"]
+FLOAT_OPTIONS = [
+    "keepalive_interval",
+    "keepalive_grace_period",
+    "close_timeout",
+    "request_timeout",
+    "handshake_timeout",
+    "send_timeout",
+]
 BOOL_OPTIONS = [
     "fragment_outgoing_messages",
     "keepalive",
@@ -62,6 +70,9 @@ def test_defaults_of_options_beyond_the_seed() -> None:
     assert options.trusted_proxies is None
     assert options.request_timeout == 30000
     assert options.max_queue == 64
+    assert options.handshake_timeout == 10000
+    assert options.max_request_header_size == 16384
+    assert options.send_timeout == 30000
 
 
 def test_option_names_list_every_option_once() -> None:
