@@ -575,8 +575,8 @@ class WebSocketConnection(EventEmitter):
             self.options.close_timeout,
         )
         stuck = self._dispatcher
+        stuck.kill(block=False)  # first, so its cleanup runs before the close event
         self._dispatcher = gevent.spawn(self._dispatch_loop)
-        stuck.kill(block=False)
 
     def _close_socket(self) -> None:
         sock = self.socket

@@ -73,6 +73,10 @@ class UpgradeHandlerMixin:
         self.rfile = _LimitedHead(rfile, limit - len(raw_requestline))
         try:
             return super().read_request(raw_requestline)  # type: ignore[misc]
+        except (IndexError, TypeError, UnicodeError) as error:
+            # pywsgi lets these escape on some malformed heads (e.g. "HTTP/1"); as a
+            # ValueError they get a 400 without a traceback in the log.
+            raise ValueError(f"malformed request head: {error!r}") from None
         finally:
             self.rfile = rfile
 
@@ -172,6 +176,13 @@ class _LimitedHead:
         self._left -= len(line)
         if self._left < 0:
             raise _HeadTooLargeError("request head too large")
+        if not line.endswith(b"\n"):
+            raise ValueError("request head cut short before its empty line")
+        content = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        if b"\r" in content:
+            # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it
+            # and let a header hide inside another one.
+            raise ValueError("bare CR in a header line")
         return line
 
     def __getattr__(self, name: str) -> Any:

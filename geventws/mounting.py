@@ -9,10 +9,13 @@ and anything else gets 426 Upgrade Required.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
+from greenlet import GreenletExit
 
 from .handler import SERVER_ATTRIBUTE, WebSocketHandler, mounted_server, upgrade_handler_for
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from .server import WebSocketServer
 
 _ORIGINAL_HANDLE = "geventws_original_handle"
+_ORIGINAL_WRAP = "geventws_original_wrap_socket"
 logger = logging.getLogger("geventws.mounting")
 
 
@@ -39,7 +43,39 @@ def attach(http_server: Any, ws_server: WebSocketServer) -> None:
             "http_server must be a gevent.pywsgi.WSGIServer or gevent.server.StreamServer, "
             f"got {http_server!r}"
         )
+    if getattr(http_server, "ssl_enabled", False):
+        _bound_tls_handshake(http_server)
     setattr(http_server, SERVER_ATTRIBUTE, ws_server)
+
+
+def _bound_tls_handshake(http_server: Any) -> None:
+    """Give the TLS handshake of each new connection ``handshake_timeout`` to finish.
+
+    gevent wraps the socket before any handler runs, so a client that opens TCP and never
+    sends its ClientHello would otherwise hold a greenlet and a socket forever.
+    """
+    wrap_socket = http_server.wrap_socket
+    if hasattr(wrap_socket, _ORIGINAL_WRAP):
+        return
+
+    def wrap_socket_within_timeout(sock: Any, **kwargs: Any) -> Any:
+        ws_server = mounted_server(http_server)
+        seconds = ws_server.options.handshake_timeout / 1000.0 if ws_server else None
+        try:
+            with gevent.Timeout(seconds, _TLSHandshakeTimeoutError("TLS handshake timed out")):
+                return wrap_socket(sock, **kwargs)
+        except OSError as error:
+            # A failed or abandoned TLS handshake is the client's doing: log it quietly and
+            # end the greenlet without the traceback gevent would print for each one.
+            logger.debug("TLS handshake failed: %r", error)
+            raise GreenletExit() from None
+
+    setattr(wrap_socket_within_timeout, _ORIGINAL_WRAP, wrap_socket)
+    http_server.wrap_socket = wrap_socket_within_timeout
+
+
+class _TLSHandshakeTimeoutError(socket.timeout):
+    """A client did not finish its TLS handshake within ``handshake_timeout``."""
 
 
 def detach(http_server: Any, ws_server: WebSocketServer) -> None:
@@ -50,6 +86,9 @@ def detach(http_server: Any, ws_server: WebSocketServer) -> None:
     """
     if mounted_server(http_server) is ws_server:
         delattr(http_server, SERVER_ATTRIBUTE)
+    original_wrap = getattr(http_server.__dict__.get("wrap_socket"), _ORIGINAL_WRAP, None)
+    if original_wrap is not None:
+        http_server.wrap_socket = original_wrap
     original = getattr(http_server, _ORIGINAL_HANDLE, None)
     if original is not None:
         delattr(http_server, _ORIGINAL_HANDLE)

@@ -1,0 +1,224 @@
+"""Coverage-guided fuzz target: :func:`geventws.handshake.parse_handshake` and ``Headers``.
+
+Run (see README.md)::
+
+    pip install atheris
+    python tests/fuzz/fuzz_handshake.py -max_total_time=600 [corpus_dir]
+
+Without atheris the same target runs on hypothesis-generated inputs for as long.
+
+The input is read as a request head, the way pywsgi hands it over: a request line of three
+words and header lines ``name: value``, decoded as Latin-1 (any byte is possible), or, for
+half of the inputs, as UTF-8 (any character, as an application calling the function directly
+might pass). The checks:
+
+- ``Headers`` and its methods never raise; ``get`` agrees with ``get_all``;
+- ``parse_handshake`` returns a request or raises :class:`~geventws.errors.HandshakeError`
+  (with status 400, 405 or 426) and nothing else;
+- the answer built from the outcome is one well-formed HTTP response head: the reject response
+  for the error, the 101 (with the first requested subprotocol) for a request. No CR or LF of
+  the input can split it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+try:
+    import atheris
+except ImportError:  # the hypothesis fallback below
+    atheris = None
+
+if atheris is not None and __name__ == "__main__":
+    with atheris.instrument_imports(include=["geventws"]):
+        import geventws.handshake  # noqa: F401  (instrumented before the import below)
+
+from geventws.errors import HandshakeError
+from geventws.handshake import (
+    Headers,
+    accept_key,
+    build_accept_response,
+    build_reject_response,
+    choose_protocol,
+    is_websocket_request,
+    parse_handshake,
+)
+from geventws.header_lists import is_token
+
+#: A response head: the status line, header lines of a token, ": " and a value without
+#: CR/LF, and the empty line.
+_RESPONSE = re.compile(
+    rb"HTTP/1\.1 [1-5][0-9]{2} [^\r\n]*\r\n"
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*"
+    rb"\r\n"
+)
+
+
+def request_parts(data: bytes) -> tuple[str, str, str, list[tuple[str, str]], bool, bool]:
+    """Method, target, version, headers and the two parse flags, read from ``data``."""
+    flags = data[0] if data else 0
+    text = data[1:].decode("utf-8", "replace") if flags & 4 else data[1:].decode("latin-1")
+    lines = text.split("\r\n")
+    words = [*lines[0].split(" ", 2), "", ""][:3]
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name, value))
+    return words[0], words[1], words[2], headers, bool(flags & 1), bool(flags & 2)
+
+
+def test_one_input(data: bytes) -> None:
+    method, resource, version, items, parse_extensions, parse_cookies = request_parts(data)
+    headers = Headers(items)
+    assert len(headers) == len(items)
+    for name, _ in items:
+        assert name in headers
+        values = headers.get_all(name)
+        assert values, name
+        combined = headers.get(name)
+        assert combined is not None and combined in (
+            values[0],
+            ", ".join(values),
+            "; ".join(values),
+        )
+    assert headers == Headers(items)
+    assert list(headers) == [(name, value) for name, value in headers]
+    repr(headers)
+    is_websocket_request(headers)
+
+    try:
+        request = parse_handshake(
+            method,
+            resource,
+            version,
+            headers,
+            parse_extensions=parse_extensions,
+            parse_cookies=parse_cookies,
+        )
+    except HandshakeError as error:
+        assert error.status in (400, 405, 426), error.status
+        response = build_reject_response(error.status, error.reason, error.headers)
+        assert _RESPONSE.fullmatch(response), response
+        return
+
+    assert request.method == "GET"
+    assert len(accept_key(request.key)) == 28
+    url = request.resource_url
+    assert isinstance(url.path, str) and isinstance(url.query, dict)
+    protocol = None
+    if request.requested_protocols:
+        # Requested names are kept as sent (WebSocket-Node's split: empty items, spaces and
+        # any character); choosing one that is not a token is refused with ValueError.
+        requested = request.requested_protocols[0]
+        try:
+            protocol = choose_protocol(request, requested)
+        except ValueError:
+            assert requested and not is_token(requested), requested
+        else:
+            if requested:
+                assert is_token(requested), requested
+                assert protocol is not None and protocol.lower() == requested
+            else:
+                assert protocol is None  # an empty name means no subprotocol
+    response = build_accept_response(request.key, protocol)
+    assert _RESPONSE.fullmatch(response), response
+    assert response.startswith(b"HTTP/1.1 101 ")
+
+
+def seeds() -> list[bytes]:
+    """Requests to start from: valid ones (versions 13 and 8, with protocols, extensions and
+    cookies), under each setting of the flags byte."""
+    base = (
+        b"GET /chat?a=1&a=2 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    )
+    tails = [
+        b"Sec-WebSocket-Version: 13\r\nOrigin: http://o\r\n",
+        b"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Origin: http://o\r\n",
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, Super\r\n"
+        b'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x; y="z"\r\n'
+        b'Cookie: a=1; b="two"; c; d=%41%20x\r\n',
+    ]
+    return [bytes([flags]) + base + tail for flags in (0, 3, 4, 7) for tail in tails]
+
+
+def with_seed_corpus(argv: list[str], seeds: list[bytes]) -> list[str]:
+    """``argv`` plus a directory of ``seeds`` as one more corpus (libFuzzer writes what it
+    finds to the first directory given). Left as is when an argument is a file (replaying a
+    crash): libFuzzer then runs just those inputs."""
+    import tempfile
+
+    paths = [argument for argument in argv[1:] if not argument.startswith("-")]
+    if any(not os.path.isdir(path) for path in paths):
+        return argv
+    directory = tempfile.mkdtemp(prefix="geventws-fuzz-seeds-")
+    for index, seed in enumerate(seeds):
+        with open(os.path.join(directory, f"seed-{index}"), "wb") as file:
+            file.write(seed)
+    return [*argv, directory]
+
+
+def _argument(name: str, default: int) -> int:
+    for argument in sys.argv[1:]:
+        if argument.startswith(f"-{name}="):
+            return int(argument.split("=", 1)[1])
+    return default
+
+
+def run_with_hypothesis(
+    target: Callable[[bytes], None], seconds: int, starts: list[bytes], max_size: int = 4096
+) -> int:
+    """Call ``target`` on hypothesis-generated bytes for ``seconds``; return the count.
+
+    Half the inputs are noise, half a seed with bytes spliced in (closer to valid input).
+    """
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    count = 0
+
+    def splice(start: bytes, position: int, removed: int, inserted: bytes) -> bytes:
+        position %= len(start) + 1
+        return start[:position] + inserted + start[position + removed :]
+
+    spliced = st.builds(
+        splice, st.sampled_from(starts), st.integers(0, 10_000), st.integers(0, 8), st.binary()
+    )
+
+    @settings(
+        max_examples=2000,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.one_of(st.binary(max_size=max_size), spliced))
+    def batch(data: bytes) -> None:
+        nonlocal count
+        count += 1
+        target(data)
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        batch()
+    return count
+
+
+def main() -> None:
+    if atheris is not None:
+        atheris.Setup(with_seed_corpus(sys.argv, seeds()), test_one_input)
+        atheris.Fuzz()
+    else:
+        seconds = _argument("max_total_time", 60)
+        print(f"atheris is not installed: running hypothesis for {seconds} s", flush=True)
+        count = run_with_hypothesis(test_one_input, seconds, seeds())
+        print(f"Done {count} runs in {seconds} second(s)")
+
+
+if __name__ == "__main__":
+    main()
