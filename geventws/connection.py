@@ -635,6 +635,11 @@ class WebSocketConnection(EventEmitter):
                     self._done.set()
                     self._received_ready.set()
                     self._queue_space.set()
+                    # Listeners are often bound methods of this connection; dropping them
+                    # (and the dispatcher) breaks the cycles, so the connection is freed at
+                    # once instead of at the next full garbage collection.
+                    self._listeners.clear()
+                    self._dispatcher = None
                     return
                 else:
                     self.emit(event, *args)

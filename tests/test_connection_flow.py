@@ -43,3 +43,31 @@ def test_a_lagging_application_pauses_reading_and_loses_nothing(serve):
         client.read_until_close()
     assert connection.wait_closed(5)
     assert connection.receive() is None
+
+
+def test_a_closed_connection_is_freed_without_waiting_for_the_garbage_collector(serve):
+    import gc
+    import weakref
+
+    references: list[weakref.ref[WebSocketConnection]] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        references.append(weakref.ref(connection))
+        connection.on("message", connection.send)  # a listener that refers back to it
+
+    served = serve(on_connect=on_connect)
+    gc.disable()
+    try:
+        with RawClient(served.port) as client:
+            client.handshake()
+            client.send_text("ping")
+            assert client.read_message() == "ping"
+            client.send_close(1000)
+            client.read_until_close()
+            client.expect_eof()
+        served.wait_for_event("close")
+        wait_until(lambda: references[0]().wait_closed(0))  # type: ignore[union-attr]
+        served.events.clear()  # the fixture's own record of the connection
+        wait_until(lambda: references[0]() is None, what="the connection to be freed")
+    finally:
+        gc.enable()
