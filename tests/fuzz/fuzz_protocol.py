@@ -27,16 +27,10 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fuzz_runner import run
+from fuzz_runner import load_atheris, run
 
-try:
-    import atheris
-except ImportError:  # the hypothesis fallback below
-    atheris = None
-
-if atheris is not None and __name__ == "__main__":
-    with atheris.instrument_imports(include=["geventws"]):
-        import geventws.protocol  # noqa: F401  (instrumented before the import below)
+# ruff: noqa: E402  (geventws is imported after atheris instruments it)
+atheris = load_atheris("geventws.protocol")
 
 from geventws.protocol import (
     CloseReceived,

@@ -3,6 +3,7 @@ the hypothesis fallback used where atheris is not installed."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -84,3 +85,17 @@ def run(
         print(f"atheris is not installed: running hypothesis for {seconds} s", flush=True)
         count = run_with_hypothesis(test_one_input, seconds, seeds)
         print(f"Done {count} runs in {seconds} second(s)")
+
+
+def load_atheris(module: str) -> ModuleType | None:
+    """Return atheris, or None where it is not installed. When a target runs as a script,
+    ``module`` is imported under atheris's instrumentation first, so coverage guides the fuzzer.
+    """
+    try:
+        import atheris
+    except ImportError:  # the hypothesis fallback of run()
+        return None
+    if sys.argv and os.path.basename(sys.argv[0]).startswith("fuzz_"):
+        with atheris.instrument_imports(include=["geventws"]):
+            importlib.import_module(module)
+    return atheris
