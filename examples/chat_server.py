@@ -1,6 +1,7 @@
-"""A small chat: the page at / and its WebSocket at /chat, served by one process.
+"""A small chat: the page at / and its WebSocket at /chat, one WSGI application.
 
-    python examples/chat_server.py [--host 127.0.0.1] [--port 8080]
+    python examples/chat_server.py [--host 127.0.0.1] [--port 8080] [--certfile C --keyfile K]
+    gunicorn -k geventws.gunicorn.Worker examples.chat_server:app
 
 Open http://127.0.0.1:8080/ in two tabs: what one tab sends, every tab shows. Each text
 message is broadcast to every connected client as ``<name>: <text>``.
@@ -18,7 +19,7 @@ import gevent
 from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
-from geventws import WebSocketConnection, WebSocketRequest, WebSocketServer
+from geventws import WebSocketConnection, WebSocketServer, upgrade_request
 
 PAGE = b"""<!doctype html>
 <meta charset="utf-8">
@@ -53,9 +54,22 @@ document.getElementById("form").onsubmit = (event) => {
 """
 
 
-def page(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    """The WSGI application for plain HTTP: the chat page at /, 404 elsewhere."""
-    if environ["PATH_INFO"] != "/":
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The chat as a WSGI application: the page at /, the WebSocket at /chat, 404 elsewhere.
+
+    Served by this script (``main``) or by gunicorn with geventws's worker::
+
+        gunicorn -k geventws.gunicorn.Worker examples.chat_server:app
+    """
+    path = environ["PATH_INFO"]
+    if path == "/chat":
+        request = upgrade_request(environ)
+        if request is None:
+            start_response("426 Upgrade Required", [("Content-Type", "text/plain")])
+            return [b"/chat speaks WebSocket only\n"]
+        serve_chat(request.accept())
+        return []
+    if path != "/":
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
@@ -75,24 +89,14 @@ def chat_line(message: str | bytes) -> str | None:
     return f"{name}: {text}"
 
 
-def make_chat(ws_server: WebSocketServer) -> None:
-    """Wire the chat onto ``ws_server``: accept /chat, broadcast every line."""
-
-    @ws_server.on("request")
-    def on_request(request: WebSocketRequest) -> None:
-        if request.resource_url.path != "/chat":
-            request.reject(404, "Only /chat speaks WebSocket here.")
-            return
-        request.accept()
-
-    @ws_server.on("connect")
-    def on_connect(connection: WebSocketConnection) -> None:
-        def on_message(message: str | bytes) -> None:
-            line = chat_line(message)
-            if line is not None:
-                ws_server.broadcast_utf(line)
-
-        connection.on("message", on_message)
+def serve_chat(connection: WebSocketConnection) -> None:
+    """Broadcast each line from ``connection`` to every client of its server, until it closes."""
+    server = connection.server
+    assert server is not None
+    for message in connection:
+        line = chat_line(message)
+        if line is not None:
+            server.broadcast_utf(line)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,18 +104,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="geventws chat example")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--certfile", help="serve https:// and wss:// with this certificate")
+    parser.add_argument("--keyfile", help="the private key of --certfile")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    http_server = WSGIServer((args.host, args.port), page, log=None)
-    ws_server = WebSocketServer(http_server)
-    make_chat(ws_server)
+    tls = {"certfile": args.certfile, "keyfile": args.keyfile} if args.certfile else {}
+    http_server = WSGIServer((args.host, args.port), app, log=None, **tls)
+    ws_server = WebSocketServer(http_server, application_upgrades=True)
     http_server.start()
-    print(f"chat on http://{args.host}:{http_server.server_port}/", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"chat on {scheme}://{args.host}:{http_server.server_port}/", flush=True)
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
-    ws_server.shut_down()
+    ws_server.shut_down(1001)
+    ws_server.wait_closed(ws_server.options.close_timeout / 1000.0)
     http_server.stop(timeout=ws_server.options.close_timeout / 1000.0)
 
 

@@ -21,6 +21,7 @@ from .header_lists import ExtensionParam, RequestedExtension
 from .options import ServerOptions
 from .request import WebSocketRequest
 from .server import WebSocketServer
+from .wsgi import upgrade_request
 
 __version__ = "0.1.0"
 
@@ -47,4 +48,5 @@ __all__ = [
     "WebSocketRequest",
     "WebSocketServer",
     "__version__",
+    "upgrade_request",
 ]

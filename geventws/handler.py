@@ -17,6 +17,7 @@ import gevent
 from gevent.pywsgi import WSGIHandler
 
 from .handshake import Headers, is_websocket_request
+from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
     from .server import WebSocketServer
@@ -47,6 +48,9 @@ class UpgradeHandlerMixin:
     close_connection: bool
     time_start: float
     time_finish: float
+    _orig_status: str | None
+    _pending_upgrade: PendingUpgrade | None = None
+    _application_failed = False
 
     def handle_one_request(self) -> Any:
         """pywsgi's request handling, with ``handshake_timeout`` on reading the request head
@@ -99,35 +103,84 @@ class UpgradeHandlerMixin:
         if ws_server is None or not is_websocket_request(headers):
             super().handle_one_response()  # type: ignore[misc]
             return
+        if ws_server.options.application_upgrades:
+            self._serve_upgrade_in_application(ws_server, headers)
+            return
         self.time_start = time.time()
         self.close_connection = True
         self.status = None
         self.response_length = 0
         status = 0
         try:
-            initial_data = self._take_buffered_bytes()
-            address = self.client_address
-            peer = str(address[0]) if isinstance(address, tuple) else str(address or "")
             status, self.response_length = ws_server.handle_upgrade(
                 self.socket,
                 self.command,
                 self.path,
                 self.request_version,
                 headers,
-                peer_address=peer,
-                initial_data=initial_data,
+                peer_address=self.peer_address,
+                initial_data=self.take_buffered_bytes(),
                 environ=self.environ,
             )
         finally:
             if status:
-                try:
-                    self.status = f"{status} {HTTPStatus(status).phrase}"
-                except ValueError:
-                    self.status = str(status)
+                self.status = _status_line(status)
             self.time_finish = time.time()
             self.log_request()  # type: ignore[attr-defined]
 
-    def _take_buffered_bytes(self) -> bytes:
+    @property
+    def peer_address(self) -> str:
+        """The client's address as a string (its IP for TCP)."""
+        address = self.client_address
+        return str(address[0]) if isinstance(address, tuple) else str(address or "")
+
+    # ------------------------------------------------------------------ application upgrades
+
+    def _serve_upgrade_in_application(self, ws_server: WebSocketServer, headers: Headers) -> None:
+        """Run the WSGI application with the upgrade pending in its environ; once a view
+        accepted, keep the socket until the WebSocket connection has ended."""
+        pending = PendingUpgrade(self, ws_server, headers)
+        self.environ[UPGRADE_ENVIRON_KEY] = pending
+        self._pending_upgrade = pending
+        self._application_failed = False
+        # Whatever the answer, the client meant this connection for a WebSocket: no keep-alive.
+        self.close_connection = True
+        try:
+            super().handle_one_response()  # type: ignore[misc]
+        finally:
+            self._pending_upgrade = None
+            pending.forget()
+        connection = pending.connection
+        if connection is None:
+            return
+        if self._application_failed and connection.state == "open":
+            connection.close(1011, "The application failed.")
+        connection.wait_closed()
+
+    def process_result(self) -> None:
+        """Send the application's response, unless a view already answered an upgrade."""
+        pending = getattr(self, "_pending_upgrade", None)
+        if pending is None or not pending.answered:
+            super().process_result()  # type: ignore[misc]
+            return
+        self._log_upgrade_status(pending.status)
+
+    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
+        """pywsgi's error handling; after a view answered an upgrade, nothing is written."""
+        pending = getattr(self, "_pending_upgrade", None)
+        if pending is not None and pending.answered:
+            self._application_failed = True
+            self._log_error(t, v, tb)  # type: ignore[attr-defined]
+            self._log_upgrade_status(pending.status)
+            return
+        super().handle_error(t, v, tb)  # type: ignore[misc]
+
+    def _log_upgrade_status(self, status: int) -> None:
+        # The access log shows what the client got, not what the view returned afterwards.
+        self.status = self._orig_status = _status_line(status)
+        self.close_connection = True
+
+    def take_buffered_bytes(self) -> bytes:
         """Return what pywsgi read past the request headers, without waiting for more, and
         close its reader so the socket is ours alone."""
         rfile = self.rfile
@@ -145,6 +198,13 @@ class UpgradeHandlerMixin:
             sock.settimeout(timeout)
         rfile.close()
         return bytes(data)
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 class _HeadTimeoutError(socket.timeout):

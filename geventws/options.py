@@ -62,6 +62,9 @@ class ServerOptions:
     max_request_header_size: int = 16384
     #: Time (ms) a send may wait for a peer that does not read; then the connection is dropped.
     send_timeout: float = 30000
+    #: Hand upgrade requests to the WSGI application, whose view answers them through
+    #: :func:`geventws.wsgi.upgrade_request`; no ``request`` event is emitted then.
+    application_upgrades: bool = False
 
     def __post_init__(self) -> None:
         for option in fields(self):

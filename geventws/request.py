@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent.event import Event
 
 from .close_codes import CloseCode
@@ -48,6 +49,7 @@ class WebSocketRequest(EventEmitter):
         initial_data: bytes = b"",
         environ: dict[str, Any] | None = None,
         server: WebSocketServer | None = None,
+        read_in_background: bool = False,
     ) -> None:
         super().__init__()
         self.socket = sock
@@ -57,6 +59,9 @@ class WebSocketRequest(EventEmitter):
         #: The WSGI environ of the upgrade request, when it came through pywsgi.
         self.environ = environ
         self._initial_data = initial_data
+        # True when the greenlet that accepts goes on to use the connection (a WSGI view):
+        # the reader then gets a greenlet of its own.
+        self._read_in_background = read_in_background
         self.remote_address, self.remote_addresses = client_addresses(
             peer_address,
             handshake.headers.get("X-Forwarded-For"),
@@ -198,6 +203,8 @@ class WebSocketRequest(EventEmitter):
             self.server._connection_accepted(connection)
         self.emit("request_accepted", connection)
         self._resolved.set()
+        if self._read_in_background:
+            gevent.spawn(connection.run)
         return connection
 
     def reject(

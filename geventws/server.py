@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from typing import Any
 
 import gevent
 import gevent.socket
 
+from .close_codes import CloseCode
 from .connection import WebSocketConnection
 from .errors import HandshakeError, RequestResolvedError
 from .events import EventEmitter
@@ -82,20 +84,32 @@ class WebSocketServer(EventEmitter):
             detach(server, self)
         self.http_servers = []
 
-    def close_all_connections(self) -> None:
-        """Close every open connection (1000) and reject every pending request (503)."""
+    def close_all_connections(
+        self, code: int = CloseCode.NORMAL, description: str | None = None
+    ) -> None:
+        """Close every open connection (with ``code``, 1000 unless given) and reject every
+        pending request (503). Returns at once; :meth:`wait_closed` waits for the closes."""
         for connection in list(self.connections):
             if connection.connected:
-                connection.close()
+                connection.close(code, description)
         for request in list(self.pending_requests):
             with contextlib.suppress(RequestResolvedError):
                 request.reject(503, _SHUTTING_DOWN)
 
-    def shut_down(self) -> None:
+    def shut_down(self, code: int = CloseCode.NORMAL, description: str | None = None) -> None:
         """:meth:`unmount`, then :meth:`close_all_connections`; the HTTP servers keep running."""
         if self.http_servers:
             self.unmount()
-        self.close_all_connections()
+        self.close_all_connections(code, description)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until no connection is left; False if ``timeout`` seconds ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for connection in list(self.connections):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not connection.wait_closed(remaining):
+                return False
+        return not self.connections
 
     # The broadcast helpers of WebSocket-Node's server.
     def broadcast(self, data: str | bytes | bytearray | memoryview) -> None:

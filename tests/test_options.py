@@ -53,6 +53,7 @@ BOOL_OPTIONS = [
     "ignore_x_forwarded_for",
     "parse_extensions",
     "parse_cookies",
+    "application_upgrades",
 ]
 
 
@@ -73,14 +74,14 @@ def test_defaults_of_options_beyond_the_seed() -> None:
     assert options.handshake_timeout == 10000
     assert options.max_request_header_size == 16384
     assert options.send_timeout == 30000
+    assert options.application_upgrades is False
 
 
 def test_option_names_list_every_option_once() -> None:
     assert len(OPTION_NAMES) == len(set(OPTION_NAMES))
     assert set(OPTION_NAMES) == {field.name for field in dataclasses.fields(ServerOptions)}
-    assert set(SEED_DEFAULTS) | set(INT_OPTIONS) | set(FLOAT_OPTIONS) | {"trusted_proxies"} == set(
-        OPTION_NAMES
-    )
+    listed = set(SEED_DEFAULTS) | set(INT_OPTIONS) | set(FLOAT_OPTIONS) | set(BOOL_OPTIONS)
+    assert listed | {"trusted_proxies"} == set(OPTION_NAMES)
 
 
 def test_options_are_frozen() -> None:
