@@ -167,7 +167,15 @@ def setup(work: Path, python: str) -> dict[str, str]:
     venv = work / "venv"
     venv_python = venv / "bin" / "python"
     wanted = hashlib.sha256(
-        "\n".join([python, *PYTHON_REQUIREMENTS, (REPO / "pyproject.toml").read_text()]).encode()
+        "\n".join(
+            [
+                python,
+                *PYTHON_REQUIREMENTS,
+                (REPO / "pyproject.toml").read_text(),
+                # pip install -e builds the C masker; a changed source needs a rebuild.
+                (REPO / "geventws" / "_speedups.c").read_text(),
+            ]
+        ).encode()
     ).hexdigest()
     stamp = venv / ".geventws-bench-stamp"
     if not venv_python.exists() or not stamp.exists() or stamp.read_text() != wanted:
@@ -195,14 +203,16 @@ def setup(work: Path, python: str) -> dict[str, str]:
         "import importlib.metadata as m, sys, platform;"
         "print(platform.python_version());"
         "[print(m.version(p)) for p in ('geventws', 'gevent', 'greenlet', 'websockets',"
-        " 'gevent-websocket')]"
+        " 'gevent-websocket')];"
+        "import geventws.masking as k; print(k.apply_mask.__name__)"
     )
     out = subprocess.run(
         [str(venv_python), "-c", probe], check=True, capture_output=True, text=True
     ).stdout.split()
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    keys = ["python", "geventws", "gevent", "greenlet", "websockets", "gevent-websocket"]
+    keys = ["python", "geventws", "gevent", "greenlet", "websockets", "gevent-websocket", "mask"]
     versions = dict(zip(keys, out, strict=True))
+    versions["geventws masking"] = versions.pop("mask")
     versions["geventws"] += f" ({geventws_state()})"
     versions["node"] = node
     versions["websocket (npm)"] = wanted_npm

@@ -152,21 +152,29 @@ class WebSocketConnection(EventEmitter):
         self._ping_sent_at = 0.0
         self._keepalive_timer: Any = None
         self._close_timer: Any = None
-        # Events for the application, in order, and the greenlet that delivers them.
+        # Events for the application, in order, and the greenlet that delivers them. It is
+        # spawned by the first event and ended by release_idle_dispatcher() (the server calls
+        # it periodically) once no event came for a while, so an idle connection holds no
+        # greenlet but the reader.
         self._inbox: deque[tuple[str, tuple[Any, ...]]] = deque()
-        self._inbox_ready = Event()
-        #: Set while the dispatcher has handled every queued event (listeners returned).
-        self._dispatch_idle = Event()
-        self._dispatch_idle.set()
+        self._inbox_ready: Event | None = None
         self._dispatcher: gevent.Greenlet | None = None
+        #: True while the dispatcher runs a listener or has events queued.
+        self._dispatch_busy = False
+        self._dispatch_idle: Event | None = None  # set when _dispatch_busy turns False
+        self._dispatch_wakes = 0
+        self._wakes_seen = -1
+        self._dispatcher_released = False
         # Messages no listener took, for receive().
         self._received: deque[str | bytes] = deque()
-        self._received_ready = Event()
-        self._queue_space = Event()
-        self._queue_space.set()
-        self._done = Event()
-        self._resumed = Event()
-        self._resumed.set()
+        # The gevent Events below are made when first waited on: most connections never
+        # need them, and there may be a great many idle connections.
+        self._received_ready: Event | None = None
+        self._queue_space: Event | None = None
+        #: True once the ``close`` event has been delivered.
+        self._close_delivered = False
+        self._done: Event | None = None
+        self._resumed: Event | None = None
         with contextlib.suppress(OSError):  # not TCP (a UNIX socket): nothing to set
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
@@ -432,10 +440,9 @@ class WebSocketConnection(EventEmitter):
                 data, self._initial_data = self._initial_data, b""
                 self._handle_data(data)
             chunks = 0
-            resumed = self._resumed
             while True:
-                if not resumed.is_set():
-                    resumed.wait()
+                if self._resumed is not None:
+                    self._resumed.wait()
                 try:
                     data = sock.recv(_RECEIVE_SIZE)
                 except OSError as error:
@@ -448,8 +455,8 @@ class WebSocketConnection(EventEmitter):
                 if not data:
                     return
                 self._last_received = time.monotonic()
-                if not resumed.is_set():  # paused while this chunk was on its way
-                    resumed.wait()
+                if self._resumed is not None:  # paused while this chunk was on its way
+                    self._resumed.wait()
                 self._handle_data(data)
                 chunks += 1
                 if chunks >= _CHUNKS_BEFORE_YIELD:
@@ -492,7 +499,10 @@ class WebSocketConnection(EventEmitter):
         send in answer (an echo) still goes out, ahead of our Close, as the messages came
         first. Otherwise the connection would be closed before the application even saw them.
         """
-        if not self._dispatch_idle.is_set():
+        if self._dispatch_busy:
+            if self._dispatch_idle is None:
+                self._dispatch_idle = Event()
+            self._dispatch_idle.clear()
             self._dispatch_idle.wait(self.options.close_timeout / 1000.0)
 
     def _peer_closed(self, event: CloseReceived) -> None:
@@ -557,7 +567,7 @@ class WebSocketConnection(EventEmitter):
         self._close_socket()
         if self.server is not None:
             self.server._connection_closed(self)
-        dispatcher_busy = self._dispatcher is not None and not self._dispatch_idle.is_set()
+        dispatcher_busy = self._dispatch_busy
         self._deliver("close", self.close_reason_code, self.close_description)
         if dispatcher_busy:
             timer = self._hub.loop.timer(self.options.close_timeout / 1000.0)
@@ -567,7 +577,7 @@ class WebSocketConnection(EventEmitter):
         """A listener still blocks ``close_timeout`` after the connection closed: cancel it
         (GreenletExit) so the ``close`` event is delivered and nothing is held forever."""
         timer.close()
-        if self._done.is_set() or self._dispatcher is None:
+        if self._close_delivered or self._dispatcher is None:
             return
         logger.warning(
             "%r: a listener was still blocked %s ms after the connection closed; cancelling it",
@@ -596,35 +606,74 @@ class WebSocketConnection(EventEmitter):
     def _deliver(self, event: str, *args: Any) -> None:
         """Queue an event for the dispatcher greenlet, pausing when the application lags."""
         self._inbox.append((event, args))
-        self._dispatch_idle.clear()
-        if self._dispatcher is None:
-            self._dispatcher = gevent.spawn(self._dispatch_loop)
-        else:
-            self._inbox_ready.set()
+        self._wake_dispatcher()
         if (
             event == "message"
             and len(self._inbox) + len(self._received) >= self.options.max_queue
             and getcurrent() is self._reader
         ):
-            self._queue_space.clear()
+            if self._queue_space is None:
+                self._queue_space = Event()
+            space = self._queue_space
+            space.clear()
             while (
                 self.state != CLOSED
                 and len(self._inbox) + len(self._received) >= self.options.max_queue
             ):
-                self._queue_space.wait()
-                self._queue_space.clear()
+                space.wait()
+                space.clear()
+
+    def _wake_dispatcher(self) -> None:
+        self._dispatch_busy = True
+        self._dispatch_wakes += 1
+        if self._dispatcher is None:
+            self._dispatcher = gevent.spawn(self._dispatch_loop)
+        elif self._inbox_ready is not None:
+            self._inbox_ready.set()
+
+    def release_idle_dispatcher(self) -> None:
+        """End the dispatcher greenlet if no event came since the previous call (it is
+        spawned again by the next event). Called periodically by the server."""
+        if self._dispatcher is None or self._dispatch_busy:
+            return
+        if self._wakes_seen != self._dispatch_wakes:
+            self._wakes_seen = self._dispatch_wakes
+            return
+        self._dispatcher_released = True
+        if self._inbox_ready is not None:
+            self._inbox_ready.set()
+
+    def _message_taken(self) -> None:
+        if self._queue_space is not None:
+            self._queue_space.set()
 
     def _dispatch_loop(self) -> None:
+        """Deliver queued events in order; end when released while idle, or after ``close``."""
         inbox = self._inbox
-        while True:
-            while inbox:
+        if self._inbox_ready is None:
+            self._inbox_ready = Event()
+        ready = self._inbox_ready
+        try:
+            while True:
+                if not inbox:
+                    self._dispatch_busy = False
+                    if self._dispatch_idle is not None:
+                        self._dispatch_idle.set()
+                    ready.clear()
+                    ready.wait()
+                    if self._dispatcher_released:
+                        self._dispatcher_released = False
+                        if not inbox:
+                            return
+                    continue
                 event, args = inbox.popleft()
                 if event == "message":
                     if not self._listeners.get("message"):
                         self._received.append(args[0])
-                        self._received_ready.set()
+                        if self._received_ready is not None:
+                            self._received_ready.set()
                         continue
-                    self._queue_space.set()
+                    self._message_taken()
                     self.emit("message", *args)
                 elif event == "ping":
                     self._dispatch_ping(args[0])
@@ -632,20 +681,23 @@ class WebSocketConnection(EventEmitter):
                     self.emit("close", *args)
                     if self.server is not None:
                         self.server.emit("close", self, *args)
-                    self._done.set()
-                    self._received_ready.set()
-                    self._queue_space.set()
+                    self._close_delivered = True
+                    for waiting in (self._done, self._received_ready, self._queue_space):
+                        if waiting is not None:
+                            waiting.set()
                     # Listeners are often bound methods of this connection; dropping them
-                    # (and the dispatcher) breaks the cycles, so the connection is freed at
-                    # once instead of at the next full garbage collection.
+                    # breaks the cycles, so the connection is freed at once instead of at
+                    # the next full garbage collection.
                     self._listeners.clear()
-                    self._dispatcher = None
                     return
                 else:
                     self.emit(event, *args)
-            self._inbox_ready.clear()
-            self._dispatch_idle.set()
-            self._inbox_ready.wait()
+        finally:
+            if self._dispatcher is getcurrent():
+                self._dispatcher = None
+                self._dispatch_busy = bool(inbox)
+                if not inbox and self._dispatch_idle is not None:
+                    self._dispatch_idle.set()
 
     def _dispatch_ping(self, payload: bytes) -> None:
         cancelled = False
@@ -664,24 +716,23 @@ class WebSocketConnection(EventEmitter):
             pending = list(self._received)
             self._received.clear()
             self._inbox.extendleft(("message", (data,)) for data in reversed(pending))
-            self._dispatch_idle.clear()
-            if self._dispatcher is None:
-                self._dispatcher = gevent.spawn(self._dispatch_loop)
-            else:
-                self._inbox_ready.set()
+            self._wake_dispatcher()
 
     def pause(self) -> None:
         """Stop reading: nothing more is read or handled until :meth:`resume`."""
-        self._resumed.clear()
+        if self._resumed is None:
+            self._resumed = Event()
 
     def resume(self) -> None:
         """Read again after :meth:`pause`."""
-        self._resumed.set()
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
 
     @property
     def paused(self) -> bool:
         """True between :meth:`pause` and :meth:`resume`."""
-        return not self._resumed.is_set()
+        return self._resumed is not None
 
     # ------------------------------------------------------------------ blocking style
 
@@ -693,15 +744,17 @@ class WebSocketConnection(EventEmitter):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._received:
-            if self._done.is_set():
+            if self._close_delivered:
                 return None
+            if self._received_ready is None:
+                self._received_ready = Event()
             self._received_ready.clear()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
             self._received_ready.wait(remaining)
         message = self._received.popleft()
-        self._queue_space.set()
+        self._message_taken()
         return message
 
     def __iter__(self) -> Iterator[str | bytes]:
@@ -714,6 +767,10 @@ class WebSocketConnection(EventEmitter):
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the ``close`` event has been emitted; False if ``timeout`` ran out."""
+        if self._close_delivered:
+            return True
+        if self._done is None:
+            self._done = Event()
         return bool(self._done.wait(timeout))
 
 

@@ -45,6 +45,7 @@ class UpgradeHandlerMixin:
     environ: dict[str, Any]
     status: Any
     response_length: int
+    response_headers: Any
     close_connection: bool
     time_start: float
     time_finish: float
@@ -110,9 +111,11 @@ class UpgradeHandlerMixin:
         self.close_connection = True
         self.status = None
         self.response_length = 0
+        self.response_headers = []  # read by access logs (gunicorn's); none came from an app
         status = 0
+        connection = None
         try:
-            status, self.response_length = ws_server.handle_upgrade(
+            status, self.response_length, connection = ws_server.answer_upgrade(
                 self.socket,
                 self.command,
                 self.path,
@@ -126,7 +129,14 @@ class UpgradeHandlerMixin:
             if status:
                 self.status = _status_line(status)
             self.time_finish = time.time()
+            # Logged when answered: a WebSocket may stay open for days.
             self.log_request()  # type: ignore[attr-defined]
+        if connection is not None:
+            # What only the request needed is dropped: idle connections are many.
+            del headers
+            self.environ = {}
+            self.headers = None
+            connection.run()
 
     @property
     def peer_address(self) -> str:
@@ -178,6 +188,7 @@ class UpgradeHandlerMixin:
     def _log_upgrade_status(self, status: int) -> None:
         # The access log shows what the client got, not what the view returned afterwards.
         self.status = self._orig_status = _status_line(status)
+        self.response_headers = []  # the application's headers (if any) were never sent
         self.close_connection = True
 
     def take_buffered_bytes(self) -> bytes:

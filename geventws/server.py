@@ -30,6 +30,8 @@ _SHUTTING_DOWN = "The server is shutting down."
 # Linux tcp_states.h: CLOSE_WAIT (8), LAST_ACK (9), CLOSE (7).
 _TCP_PEER_CLOSED_STATES = frozenset({7, 8, 9})
 _HANGUP_POLL_SECONDS = 0.05
+#: How often idle connections give back their event-dispatching greenlet.
+DISPATCHER_SWEEP_SECONDS = 10.0
 _NO_HTTP_SERVER = "You must specify an http_server on which to mount the WebSocket server."
 
 
@@ -55,6 +57,7 @@ class WebSocketServer(EventEmitter):
         self.connections: list[WebSocketConnection] = []
         #: Valid requests not yet accepted or rejected.
         self.pending_requests: list[WebSocketRequest] = []
+        self._sweep_timer: Any = None
         if http_server is not None:
             self.mount(http_server)
 
@@ -152,6 +155,35 @@ class WebSocketServer(EventEmitter):
         Blocks for the life of the connection. Returns the HTTP status answered and the number
         of response bytes, for the access log. The socket is closed on return.
         """
+        status, length, connection = self.answer_upgrade(
+            sock,
+            method,
+            resource,
+            http_version,
+            headers,
+            peer_address=peer_address,
+            initial_data=initial_data,
+            environ=environ,
+        )
+        if connection is not None:
+            connection.run()
+        return status, length
+
+    def answer_upgrade(
+        self,
+        sock: Any,
+        method: str,
+        resource: str,
+        http_version: str,
+        headers: Headers,
+        *,
+        peer_address: str,
+        initial_data: bytes = b"",
+        environ: dict[str, Any] | None = None,
+    ) -> tuple[int, int, WebSocketConnection | None]:
+        """Validate the upgrade request on ``sock`` and have it answered (``request`` event,
+        auto-accept, or a rejection). Returns the HTTP status, the response length and the
+        accepted connection, which the caller must :meth:`~WebSocketConnection.run`."""
         try:
             handshake = parse_handshake(
                 method,
@@ -167,7 +199,7 @@ class WebSocketServer(EventEmitter):
                 sock.sendall(response)
             logger.info("refused upgrade from %s: %s %s", peer_address, error.status, error.reason)
             self.emit("upgrade_error", error)
-            return error.status, len(response)
+            return error.status, len(response), None
 
         request = WebSocketRequest(
             sock,
@@ -184,10 +216,7 @@ class WebSocketServer(EventEmitter):
         finally:
             if request in self.pending_requests:
                 self.pending_requests.remove(request)
-        connection = request.connection
-        if connection is not None:
-            connection.run()
-        return request.status or 0, request.response_length
+        return request.status or 0, request.response_length, request.connection
 
     def _dispatch_request(self, request: WebSocketRequest) -> None:
         if self.options.auto_accept_connections:
@@ -227,7 +256,23 @@ class WebSocketServer(EventEmitter):
 
     def _connection_accepted(self, connection: WebSocketConnection) -> None:
         self.connections.append(connection)
+        if self._sweep_timer is None:
+            self._sweep_timer = gevent.get_hub().loop.timer(
+                DISPATCHER_SWEEP_SECONDS, DISPATCHER_SWEEP_SECONDS, ref=False
+            )
+            self._sweep_timer.start(self._release_idle_dispatchers)
         self.emit("connect", connection)
+
+    def _release_idle_dispatchers(self) -> None:
+        # Runs in the hub: a connection that got no event for a whole period gives back
+        # its dispatcher greenlet (and that greenlet's memory) until its next event.
+        if not self.connections:
+            if self._sweep_timer is not None:
+                self._sweep_timer.close()
+                self._sweep_timer = None
+            return
+        for connection in self.connections:
+            connection.release_idle_dispatcher()
 
     def _connection_closed(self, connection: WebSocketConnection) -> None:
         if connection in self.connections:

@@ -71,3 +71,24 @@ def test_a_closed_connection_is_freed_without_waiting_for_the_garbage_collector(
         wait_until(lambda: references[0]() is None, what="the connection to be freed")
     finally:
         gc.enable()
+
+
+def test_idle_connection_gives_back_its_dispatcher_and_gets_one_again(serve):
+    """After two sweeps without events the dispatcher greenlet ends; the next message spawns
+    a new one and is still delivered, in order."""
+    served = serve()
+    with RawClient(served.port) as client:
+        assert client.handshake().status == 101
+        client.send_text("first")
+        assert client.read_message() == "first"
+        ((_, connection),) = served.wait_for_event("connect")
+        assert connection._dispatcher is not None
+        served.ws._release_idle_dispatchers()  # notes the count of events
+        assert connection._dispatcher is not None
+        served.ws._release_idle_dispatchers()  # nothing new since: released
+        wait_until(lambda: connection._dispatcher is None, what="dispatcher to end")
+        for text in ("second", "third"):
+            client.send_text(text)
+        assert [client.read_message(), client.read_message()] == ["second", "third"]
+        served.ws._release_idle_dispatchers()
+        assert connection._dispatcher is not None  # a new event came: kept
