@@ -82,6 +82,49 @@ class WebSocketConnection(EventEmitter):
     """
 
     EVENTS = ("message", "frame", "ping", "pong", "close", "error")
+    # Slots, not a per-instance dict: a server may hold tens of thousands of connections.
+    __slots__ = (
+        "_close_delivered",
+        "_close_timer",
+        "_dispatch_busy",
+        "_dispatch_idle",
+        "_dispatch_wakes",
+        "_dispatcher",
+        "_dispatcher_released",
+        "_done",
+        "_finished",
+        "_hub",
+        "_inbox",
+        "_inbox_ready",
+        "_initial_data",
+        "_keepalive_timer",
+        "_last_received",
+        "_ping_sent_at",
+        "_protocol",
+        "_queue_space",
+        "_raw_socket",
+        "_reader",
+        "_reading",
+        "_received",
+        "_received_ready",
+        "_resumed",
+        "_send_timeout",
+        "_terminating",
+        "_wakes_seen",
+        "_write_lock",
+        "close_description",
+        "close_reason_code",
+        "connected",
+        "extensions",
+        "options",
+        "protocol",
+        "remote_address",
+        "remote_addresses",
+        "server",
+        "socket",
+        "state",
+        "web_socket_version",
+    )
 
     CLOSE_REASON_NORMAL = CloseCode.NORMAL
     CLOSE_REASON_GOING_AWAY = CloseCode.GOING_AWAY
@@ -156,7 +199,7 @@ class WebSocketConnection(EventEmitter):
         # spawned by the first event and ended by release_idle_dispatcher() (the server calls
         # it periodically) once no event came for a while, so an idle connection holds no
         # greenlet but the reader.
-        self._inbox: deque[tuple[str, tuple[Any, ...]]] = deque()
+        self._inbox: deque[tuple[str, tuple[Any, ...]]] | None = None
         self._inbox_ready: Event | None = None
         self._dispatcher: gevent.Greenlet | None = None
         #: True while the dispatcher runs a listener or has events queued.
@@ -166,7 +209,7 @@ class WebSocketConnection(EventEmitter):
         self._wakes_seen = -1
         self._dispatcher_released = False
         # Messages no listener took, for receive().
-        self._received: deque[str | bytes] = deque()
+        self._received: deque[str | bytes] | None = None
         # The gevent Events below are made when first waited on: most connections never
         # need them, and there may be a great many idle connections.
         self._received_ready: Event | None = None
@@ -605,23 +648,27 @@ class WebSocketConnection(EventEmitter):
 
     def _deliver(self, event: str, *args: Any) -> None:
         """Queue an event for the dispatcher greenlet, pausing when the application lags."""
-        self._inbox.append((event, args))
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        inbox.append((event, args))
         self._wake_dispatcher()
         if (
             event == "message"
-            and len(self._inbox) + len(self._received) >= self.options.max_queue
+            and self._queued() >= self.options.max_queue
             and getcurrent() is self._reader
         ):
             if self._queue_space is None:
                 self._queue_space = Event()
             space = self._queue_space
             space.clear()
-            while (
-                self.state != CLOSED
-                and len(self._inbox) + len(self._received) >= self.options.max_queue
-            ):
+            while self.state != CLOSED and self._queued() >= self.options.max_queue:
                 space.wait()
                 space.clear()
+
+    def _queued(self) -> int:
+        """Messages (and other events) received and not yet taken by the application."""
+        return len(self._inbox or ()) + len(self._received or ())
 
     def _wake_dispatcher(self) -> None:
         self._dispatch_busy = True
@@ -650,6 +697,8 @@ class WebSocketConnection(EventEmitter):
     def _dispatch_loop(self) -> None:
         """Deliver queued events in order; end when released while idle, or after ``close``."""
         inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
         if self._inbox_ready is None:
             self._inbox_ready = Event()
         ready = self._inbox_ready
@@ -664,11 +713,14 @@ class WebSocketConnection(EventEmitter):
                     if self._dispatcher_released:
                         self._dispatcher_released = False
                         if not inbox:
+                            self._inbox = None
                             return
                     continue
                 event, args = inbox.popleft()
                 if event == "message":
                     if not self._listeners.get("message"):
+                        if self._received is None:
+                            self._received = deque()
                         self._received.append(args[0])
                         if self._received_ready is not None:
                             self._received_ready.set()
@@ -715,6 +767,8 @@ class WebSocketConnection(EventEmitter):
             # Messages that waited for a receiver go to the first listener, in order.
             pending = list(self._received)
             self._received.clear()
+            if self._inbox is None:
+                self._inbox = deque()
             self._inbox.extendleft(("message", (data,)) for data in reversed(pending))
             self._wake_dispatcher()
 

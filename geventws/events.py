@@ -26,6 +26,8 @@ class EventEmitter:
     """
 
     EVENTS: tuple[str, ...] = ()
+    # "__dict__" keeps arbitrary attributes working (made only when first used).
+    __slots__ = ("__dict__", "__weakref__", "_listeners")
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}

@@ -653,3 +653,18 @@ def test_websockets_client_sees_the_servers_close_code_and_reason(serve):
     assert elapsed < 2.0  # the handshake completes without waiting for timeouts
     events = served.wait_for_event("close")
     assert [event[2:] for event in events] == [(4000, "server says bye")]
+
+
+def test_applications_may_hang_their_own_attributes_on_a_connection(serve):
+    """Slots keep connections small, yet ``connection.user = ...`` and weak references work."""
+    import weakref
+
+    served = serve()
+    with RawClient(served.port) as client:
+        assert client.handshake().status == 101
+        ((_, connection),) = served.wait_for_event("connect")
+        connection.user = "alice"  # type: ignore[attr-defined]
+        assert connection.user == "alice"  # type: ignore[attr-defined]
+        assert weakref.ref(connection)() is connection
+        client.send_close(1000)
+        client.read_until_close()
