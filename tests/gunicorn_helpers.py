@@ -77,24 +77,26 @@ class Gunicorn:
             self._changed.notify_all()
 
 
-@contextmanager
-def gunicorn(
+def _control_socket_args() -> list[str]:
+    """``--no-control-socket`` where gunicorn has one (27+): every master would otherwise
+    listen on the same ``~/.gunicorn/gunicorn.ctl``, and tests run several at once."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    names = {setting.name for setting in KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in names else []
+
+
+def gunicorn_command(
     app: str,
     *args: str,
+    port: int,
     workers: int = 1,
     worker_class: str = WORKER_CLASS,
-    stop_signal: int = signal.SIGTERM,
-    boot_timeout: float = 30.0,
-    env: dict[str, str] | None = None,
-) -> Iterator[Gunicorn]:
-    """Run ``gunicorn -k <worker_class> -w <workers> <args> <app>`` bound to a free port.
-
-    The access log goes to stdout and the error log to stderr, both collected into
-    :attr:`Gunicorn.lines`. Yields once all workers have booted and the port accepts TCP.
-    On exit the master gets ``stop_signal`` (if still running) and must end in 30 s.
-    """
-    port = free_port()
-    command = [
+    access_log: bool = True,
+) -> list[str]:
+    """The command line :func:`gunicorn` runs (the error log, and the access log unless
+    ``access_log`` is False, go to stdout/stderr)."""
+    return [
         sys.executable,
         "-m",
         "gunicorn",
@@ -106,15 +108,39 @@ def gunicorn(
         worker_class,
         "-w",
         str(workers),
-        "--access-logfile",
-        "-",
+        *(["--access-logfile", "-"] if access_log else []),
         "--error-logfile",
         "-",
         "--log-level",
         "info",
+        *_control_socket_args(),
         *args,
         app,
     ]
+
+
+@contextmanager
+def gunicorn(
+    app: str,
+    *args: str,
+    workers: int = 1,
+    worker_class: str = WORKER_CLASS,
+    stop_signal: int = signal.SIGTERM,
+    boot_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    access_log: bool = True,
+) -> Iterator[Gunicorn]:
+    """Run ``gunicorn -k <worker_class> -w <workers> <args> <app>`` bound to a free port.
+
+    The access log (unless ``access_log`` is False) goes to stdout and the error log to
+    stderr, both collected into :attr:`Gunicorn.lines`. Yields once all workers have booted
+    and the port accepts TCP. On exit the master gets ``stop_signal`` (if still running) and
+    must end in 30 s.
+    """
+    port = free_port()
+    command = gunicorn_command(
+        app, *args, port=port, workers=workers, worker_class=worker_class, access_log=access_log
+    )
     process = subprocess.Popen(
         command,
         cwd=REPOSITORY,

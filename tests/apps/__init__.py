@@ -1,0 +1,1 @@
+"""Small WSGI applications (and worker settings) that tests/test_gunicorn.py runs under gunicorn."""
