@@ -260,6 +260,42 @@ class WebSocketConnection(EventEmitter):
             )
         self._send_message(Opcode.BINARY, data)
 
+    def _write_for_broadcast(self, frames: bytes) -> None:
+        """Write ``frames`` (already encoded) without making the broadcaster wait for this
+        peer: what the kernel does not take at once is written by a greenlet of its own,
+        which holds the write lock until done, so later sends still follow in order."""
+        if self.state != OPEN:
+            return
+        lock = self._write_lock
+        raw = self._raw_socket
+        if raw is None or not lock.acquire(blocking=False):
+            # TLS, or another send in progress: queue behind it, off the broadcaster.
+            gevent.spawn(self._write_quietly, frames)
+            return
+        try:
+            sent = raw.send(frames)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            lock.release()  # the reader sees the failure
+            return
+        if sent == len(frames):
+            lock.release()
+            return
+        gevent.spawn(self._finish_write, memoryview(frames)[sent:])
+
+    def _finish_write(self, rest: memoryview) -> None:
+        """The rest of a broadcast write, with the write lock already held."""
+        try:
+            with gevent.Timeout(self._send_timeout, _SendTimedOutError):
+                self.socket.sendall(rest)
+        except _SendTimedOutError:
+            self._send_timed_out()
+        except OSError:
+            pass
+        finally:
+            self._write_lock.release()
+
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state != OPEN:
             raise ConnectionClosedError(self.close_reason_code, self.close_description)

@@ -17,6 +17,7 @@ import gevent
 from gevent.pywsgi import WSGIHandler
 
 from .handshake import Headers, is_websocket_request
+from .header_block import HeaderBlock, read_header_block
 from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
@@ -69,6 +70,11 @@ class UpgradeHandlerMixin:
         finally:
             self._head_timer.close()
 
+    def MessageClass(self, rfile: Any, *args: Any) -> HeaderBlock:  # noqa: N802 (pywsgi's name)
+        """Read the header block: the same message type pywsgi makes, without the email
+        parser's cost (see :mod:`geventws.header_block`)."""
+        return read_header_block(rfile)
+
     def read_request(self, raw_requestline: str) -> Any:
         """Parse the head through a reader that refuses more than the size limit."""
         limit = getattr(self, "_head_limit", None)
@@ -100,7 +106,11 @@ class UpgradeHandlerMixin:
         if timer is not None:
             timer.close()  # the head is in: the response may take as long as it takes
         ws_server = mounted_server(self.server)
-        headers = Headers.from_message(self.headers)
+        message = self.headers
+        if isinstance(message, HeaderBlock):
+            headers = Headers(message.fields())
+        else:  # a subclass made its own
+            headers = Headers.from_message(message)
         if ws_server is None or not is_websocket_request(headers):
             super().handle_one_response()  # type: ignore[misc]
             return

@@ -17,6 +17,7 @@ from .close_codes import CloseCode
 from .connection import WebSocketConnection
 from .errors import HandshakeError, RequestResolvedError
 from .events import EventEmitter
+from .frames import Opcode
 from .handshake import Headers, build_reject_response, parse_handshake
 from .mounting import attach, detach
 from .options import ServerOptions
@@ -116,13 +117,35 @@ class WebSocketServer(EventEmitter):
 
     # The broadcast helpers of WebSocket-Node's server.
     def broadcast(self, data: str | bytes | bytearray | memoryview) -> None:
-        """Send ``data`` to every open connection (text for ``str``, binary otherwise)."""
+        """Send ``data`` to every open connection (text for ``str``, binary otherwise).
+
+        The frames are encoded once for all. A peer that does not read never holds up the
+        others: what its socket does not take at once is written in the background (and
+        that peer is dropped after ``send_timeout`` as for any send).
+        """
+        if isinstance(data, str):
+            opcode, payload = Opcode.TEXT, data.encode("utf-8")
+        elif isinstance(data, bytes | bytearray | memoryview):
+            opcode, payload = Opcode.BINARY, bytes(data)
+        else:
+            raise TypeError(
+                f"broadcast() takes str or bytes-like data, got {type(data).__name__}: {data!r:.80}"
+            )
+        encoded: dict[int | None, bytes] = {}  # by fragment size
         for connection in list(self.connections):
-            if connection.state == "open":
-                try:
+            if connection.state != "open":
+                continue
+            try:
+                if connection.extensions:  # frames of its own (compression, say)
                     connection.send(data)
-                except Exception:
-                    logger.debug("broadcast to %r failed", connection, exc_info=True)
+                    continue
+                size = connection._protocol.fragment_size
+                frames = encoded.get(size)
+                if frames is None:
+                    frames = encoded[size] = connection._protocol.encode_data(opcode, payload)
+                connection._write_for_broadcast(frames)
+            except Exception:
+                logger.debug("broadcast to %r failed", connection, exc_info=True)
 
     def broadcast_utf(self, data: str) -> None:
         """Send the text ``data`` to every open connection."""

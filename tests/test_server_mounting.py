@@ -587,6 +587,37 @@ def test_broadcast_reaches_every_open_connection(serve):
             client.close()
 
 
+def test_broadcast_does_not_wait_for_a_peer_that_does_not_read(serve):
+    """A client that never reads does not hold the broadcast up: it returns with that peer
+    still open (a blocking broadcast would sit out send_timeout and drop it first), every
+    reader gets every message in order, fragmented at the threshold, and the stuck peer is
+    dropped after send_timeout."""
+    served = serve(on_connect=None, send_timeout=1000)
+    clients = connect_clients(served, 2)
+    reader = clients[1]  # clients[0] never reads
+    try:
+        stuck = served.ws.connections[0]
+        payloads = [bytes([number]) * 50_000 for number in range(100)]  # 5 MB in all
+        for payload in payloads:
+            served.ws.broadcast(payload)
+        assert stuck.state == "open"
+        assert [reader.read_message() for _ in payloads] == payloads
+        assert stuck.wait_closed(5)
+        assert stuck.close_reason_code == 1006
+        assert "not reading" in (stuck.close_description or "")
+        served.ws.broadcast("after")
+        assert reader.read_message() == "after"
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_broadcast_rejects_other_types_naming_them(serve):
+    served = serve(on_connect=None)
+    with pytest.raises(TypeError, match="got int: 5"):
+        served.ws.broadcast(5)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- options
 
 
