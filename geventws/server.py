@@ -161,37 +161,6 @@ class WebSocketServer(EventEmitter):
 
     # ------------------------------------------------------------------ upgrade
 
-    def handle_upgrade(
-        self,
-        sock: Any,
-        method: str,
-        resource: str,
-        http_version: str,
-        headers: Headers,
-        *,
-        peer_address: str,
-        initial_data: bytes = b"",
-        environ: dict[str, Any] | None = None,
-    ) -> tuple[int, int]:
-        """Serve one upgrade request on ``sock``, and the connection if it is accepted.
-
-        Blocks for the life of the connection. Returns the HTTP status answered and the number
-        of response bytes, for the access log. The socket is closed on return.
-        """
-        status, length, connection = self.answer_upgrade(
-            sock,
-            method,
-            resource,
-            http_version,
-            headers,
-            peer_address=peer_address,
-            initial_data=initial_data,
-            environ=environ,
-        )
-        if connection is not None:
-            connection.run()
-        return status, length
-
     def answer_upgrade(
         self,
         sock: Any,
@@ -206,7 +175,8 @@ class WebSocketServer(EventEmitter):
     ) -> tuple[int, int, WebSocketConnection | None]:
         """Validate the upgrade request on ``sock`` and have it answered (``request`` event,
         auto-accept, or a rejection). Returns the HTTP status, the response length and the
-        accepted connection, which the caller must :meth:`~WebSocketConnection.run`."""
+        accepted connection, which the caller must :meth:`~WebSocketConnection.run` (in the
+        greenlet that owns ``sock``; the socket is closed when that returns)."""
         try:
             handshake = parse_handshake(
                 method,

@@ -287,7 +287,7 @@ def test_no_request_listener_and_no_auto_accept_gives_404(serve):
     assert response.raw == refusal_bytes(
         404, "Not Found", "No handler is configured to accept the connection."
     )
-    # EOF came after handle_upgrade returned, so any upgrade_error would be recorded by now.
+    # EOF came after the upgrade was answered, so any upgrade_error would be recorded by now.
     assert served.events == []
     assert served.ws.pending_requests == []
 
