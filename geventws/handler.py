@@ -143,7 +143,7 @@ class UpgradeHandlerMixin:
             self.log_request()  # type: ignore[attr-defined]
         if connection is not None:
             # What only the request needed is dropped: idle connections are many.
-            del headers
+            del headers, message
             self.environ = {}
             self.headers = None
             connection.run()
