@@ -261,15 +261,18 @@ class WebSocketConnection(EventEmitter):
         self._send_message(Opcode.BINARY, data)
 
     def _write_for_broadcast(self, frames: bytes) -> None:
-        """Write ``frames`` (already encoded) without making the broadcaster wait for this
-        peer: what the kernel does not take at once is written by a greenlet of its own,
-        which holds the write lock until done, so later sends still follow in order."""
-        if self.state != OPEN:
-            return
+        """Send ``frames`` (a message already encoded) if open, without waiting for the peer."""
+        if self.state == OPEN:
+            self._write_in_background(frames)
+
+    def _write_in_background(self, frames: bytes) -> None:
+        """Write ``frames`` without making the caller wait for this peer: what the kernel does
+        not take at once is written by a greenlet of its own, which holds the write lock until
+        done, so later sends still follow in order."""
         lock = self._write_lock
         raw = self._raw_socket
         if raw is None or not lock.acquire(blocking=False):
-            # TLS, or another send in progress: queue behind it, off the broadcaster.
+            # TLS, or another send in progress: queue behind it, off the caller.
             gevent.spawn(self._write_quietly, frames)
             return
         try:
@@ -391,6 +394,12 @@ class WebSocketConnection(EventEmitter):
         Does nothing unless the connection is open. Returns once the Close is written; the
         ``close`` event follows when the peer answers or ``close_timeout`` runs out.
         """
+        self._close(code, description, wait=True)
+
+    def _close(self, code: int, description: str | None, *, wait: bool) -> None:
+        """:meth:`close`; with ``wait=False`` the Close frame is written in the background
+        when the socket does not take it at once (closing many connections, one slow
+        peer must not hold up the others)."""
         if description is None:
             description = describe(code)
         frame = self._protocol.start_close(code, description)
@@ -402,7 +411,9 @@ class WebSocketConnection(EventEmitter):
         self.close_description = description
         self._cancel_keepalive()
         self._arm_close_timer()
-        if not self._write_quietly(frame):
+        if not wait:
+            self._write_in_background(frame)
+        elif not self._write_quietly(frame):
             self._terminate()
 
     def drop(

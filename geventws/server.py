@@ -92,10 +92,12 @@ class WebSocketServer(EventEmitter):
         self, code: int = CloseCode.NORMAL, description: str | None = None
     ) -> None:
         """Close every open connection (with ``code``, 1000 unless given) and reject every
-        pending request (503). Returns at once; :meth:`wait_closed` waits for the closes."""
+        pending request (503). Returns at once, without waiting for slow peers to take their
+        Close frame; :meth:`wait_closed` waits for the closing handshakes. An invalid code or
+        description raises ``ValueError`` before any connection is touched."""
         for connection in list(self.connections):
             if connection.connected:
-                connection.close(code, description)
+                connection._close(code, description, wait=False)
         for request in list(self.pending_requests):
             with contextlib.suppress(RequestResolvedError):
                 request.reject(503, _SHUTTING_DOWN)

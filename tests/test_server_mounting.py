@@ -510,6 +510,38 @@ def test_close_all_connections(serve):
             client.close()
 
 
+def test_close_all_connections_does_not_wait_for_a_peer_that_does_not_read(serve):
+    """With one client's socket full (it never reads), close_all_connections returns with
+    that peer's Close still pending, the reading client gets its Close at once, and the
+    stuck one is dropped after send_timeout. A bad code raises before anything is closed."""
+    served = serve(on_connect=None, send_timeout=1000)
+    clients = connect_clients(served, 2)
+    reader = clients[1]  # clients[0] never reads
+    try:
+        stuck, reading = served.ws.connections
+        for _ in range(1000):  # 64 MiB at most: far beyond loopback socket buffers
+            if stuck._write_lock.locked():  # its socket is full: a background write waits
+                break
+            served.ws.broadcast(b"x" * 65536)
+            reader.read_message()
+        assert stuck._write_lock.locked()
+        with pytest.raises(ValueError, match="1005"):
+            served.ws.close_all_connections(1005)
+        assert (stuck.state, reading.state) == ("open", "open")
+        served.ws.close_all_connections(1001, "bye")
+        assert stuck.state == "ending"
+        frame = reader.read_until_close()
+        assert (frame.close_code, frame.close_reason) == (1001, "bye")
+        reader.send_close(1001)
+        assert reader.expect_eof() == b""
+        assert stuck.wait_closed(5)
+        assert stuck.close_reason_code == 1006
+        assert reading.wait_closed(5)
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_close_all_connections_with_nothing_open(serve):
     served = serve()
     served.ws.close_all_connections()
