@@ -51,6 +51,8 @@ class UpgradeHandlerMixin:
     time_start: float
     time_finish: float
     _orig_status: str | None
+    wsgi_input: Any
+    _head_timer: Any
     _pending_upgrade: PendingUpgrade | None = None
     _application_failed = False
 
@@ -68,7 +70,13 @@ class UpgradeHandlerMixin:
         try:
             return super().handle_one_request()  # type: ignore[misc]
         finally:
-            self._head_timer.close()
+            self._close_head_timer()
+
+    def _close_head_timer(self) -> None:
+        # Dropped, not only closed: this greenlet may go on to serve a WebSocket for days.
+        timer, self._head_timer = getattr(self, "_head_timer", None), None
+        if timer is not None:
+            timer.close()
 
     def MessageClass(self, rfile: Any, *args: Any) -> HeaderBlock:  # noqa: N802 (pywsgi's name)
         """Read the header block: the same message type pywsgi makes, without the email
@@ -102,9 +110,7 @@ class UpgradeHandlerMixin:
 
     def handle_one_response(self) -> None:
         """Serve a WebSocket upgrade here; hand any other request to the WSGI application."""
-        timer = getattr(self, "_head_timer", None)
-        if timer is not None:
-            timer.close()  # the head is in: the response may take as long as it takes
+        self._close_head_timer()  # the head is in: the response may take as long as it takes
         ws_server = mounted_server(self.server)
         message = self.headers
         if isinstance(message, HeaderBlock):
@@ -146,6 +152,7 @@ class UpgradeHandlerMixin:
             del headers, message
             self.environ = {}
             self.headers = None
+            self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
             connection.run()
 
     @property

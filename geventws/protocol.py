@@ -126,6 +126,27 @@ class WebSocketProtocol:
     with :meth:`encode_data`, :meth:`encode_control`, :meth:`start_close` and :meth:`fail`.
     """
 
+    __slots__ = (
+        "_buffer",
+        "_decoder",
+        "_frame_checked",
+        "_frame_first",
+        "_frame_length",
+        "_frame_mask",
+        "_message_data",
+        "_message_extension",
+        "_message_opcode",
+        "_message_size",
+        "_rsv_allowed",
+        "assemble_fragments",
+        "extensions",
+        "fragment_size",
+        "max_frame_size",
+        "max_message_size",
+        "require_mask",
+        "state",
+    )
+
     def __init__(
         self,
         *,
