@@ -200,7 +200,8 @@ class WebSocketConnection(EventEmitter):
         # it periodically) once no event came for a while, so an idle connection holds no
         # greenlet but the reader.
         self._inbox: deque[tuple[str, tuple[Any, ...]]] | None = None
-        self._inbox_ready: Event | None = None
+        #: The dispatcher greenlet while it waits for events (parked in the hub), else None.
+        self._inbox_ready: Any = None
         self._dispatcher: gevent.Greenlet | None = None
         #: True while the dispatcher runs a listener or has events queued.
         self._dispatch_busy = False
@@ -722,8 +723,16 @@ class WebSocketConnection(EventEmitter):
         self._dispatch_wakes += 1
         if self._dispatcher is None:
             self._dispatcher = gevent.spawn(self._dispatch_loop)
-        elif self._inbox_ready is not None:
-            self._inbox_ready.set()
+        else:
+            self._resume_parked_dispatcher()
+
+    def _resume_parked_dispatcher(self) -> None:
+        # The dispatcher parks in the hub (no Event: one wake-up per message is the hot
+        # path); it is switched back to from a hub callback, the way gevent's own waits are.
+        parked = self._inbox_ready
+        if parked is not None:
+            self._inbox_ready = None
+            self._hub.loop.run_callback(_resume, parked)
 
     def release_idle_dispatcher(self) -> None:
         """End the dispatcher greenlet if no event came since the previous call (it is
@@ -734,8 +743,7 @@ class WebSocketConnection(EventEmitter):
             self._wakes_seen = self._dispatch_wakes
             return
         self._dispatcher_released = True
-        if self._inbox_ready is not None:
-            self._inbox_ready.set()
+        self._resume_parked_dispatcher()
 
     def _message_taken(self) -> None:
         if self._queue_space is not None:
@@ -746,17 +754,15 @@ class WebSocketConnection(EventEmitter):
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
-        if self._inbox_ready is None:
-            self._inbox_ready = Event()
-        ready = self._inbox_ready
+        hub = self._hub
         try:
             while True:
                 if not inbox:
                     self._dispatch_busy = False
                     if self._dispatch_idle is not None:
                         self._dispatch_idle.set()
-                    ready.clear()
-                    ready.wait()
+                    self._inbox_ready = getcurrent()
+                    hub.switch()
                     if self._dispatcher_released:
                         self._dispatcher_released = False
                         if not inbox:
@@ -886,3 +892,9 @@ def _send_close_notify(sock: Any) -> None:
     finally:
         with contextlib.suppress(OSError):
             sock.settimeout(timeout)
+
+
+def _resume(parked: Any) -> None:
+    """Hub callback: switch to a parked dispatcher, unless it was killed meanwhile."""
+    if not parked.dead:
+        parked.switch()
