@@ -238,9 +238,9 @@ class WebSocketConnection(EventEmitter):
         type and :class:`~geventws.errors.ConnectionClosedError` once the connection closes.
         """
         if isinstance(data, str):
-            self.send_utf(data)
+            self._send_message(Opcode.TEXT, data.encode("utf-8"))
         elif isinstance(data, bytes | bytearray | memoryview):
-            self.send_bytes(data)
+            self._send_message(Opcode.BINARY, data)
         else:
             raise TypeError(
                 f"send() takes str (text) or bytes-like (binary) data, got {type(data).__name__}: "
@@ -778,7 +778,8 @@ class WebSocketConnection(EventEmitter):
                         if self._received_ready is not None:
                             self._received_ready.set()
                         continue
-                    self._message_taken()
+                    if self._queue_space is not None:
+                        self._queue_space.set()
                     self.emit("message", *args)
                 elif event == "ping":
                     self._dispatch_ping(args[0])

@@ -105,9 +105,18 @@ class EventEmitter:
         A listener's exception is logged (with traceback) on the ``geventws`` logger and does
         not stop the other listeners.
         """
-        had_listeners = bool(self._listeners.get(event))
+        listeners = self._listeners.get(event)
+        if not listeners:
+            return False
+        if len(listeners) == 1:  # the common case, without copying the list
+            listener = listeners[0]
+            try:
+                listener(*args)
+            except Exception:
+                logger.exception("%r listener %r of %r raised", event, listener, self)
+            return True
         self.emit_counting_failures(event, *args)
-        return had_listeners
+        return True
 
     def emit_counting_failures(self, event: str, *args: Any) -> int:
         """Like :meth:`emit`, but return how many listeners raised."""

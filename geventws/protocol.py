@@ -510,6 +510,12 @@ class WebSocketProtocol:
     def encode_data(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
         """Return the frames of one text (``Opcode.TEXT``) or binary message, fragmented at
         :attr:`fragment_size` when that is set."""
+        if not self.extensions:
+            size = len(payload)
+            fragment_size = self.fragment_size
+            if size <= 125 and (fragment_size is None or size <= fragment_size):
+                return bytes((0x80 | opcode, size)) + payload  # one frame, 2-byte header
+            return encode_message(opcode, payload, fragment_size)
         for extension in self.extensions:
             rsv, encoded = extension.encode_message(opcode, bytes(payload))
             if rsv:
