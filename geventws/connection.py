@@ -112,6 +112,7 @@ class WebSocketConnection(EventEmitter):
         "_terminating",
         "_wakes_seen",
         "_write_lock",
+        "_write_shut",
         "close_description",
         "close_reason_code",
         "connected",
@@ -189,6 +190,7 @@ class WebSocketConnection(EventEmitter):
         self._hub = gevent.get_hub()
         self._reader: Any = None
         self._terminating = False
+        self._write_shut = False
         self._reading = False
         self._finished = False
         self._last_received = time.monotonic()
@@ -622,7 +624,10 @@ class WebSocketConnection(EventEmitter):
         raise _Terminate()
 
     def _shutdown_write(self) -> None:
-        """Send FIN (after TLS's close_notify, on a TLS socket); reading may go on."""
+        """Send FIN (after TLS's close_notify, on a TLS socket), once; reading may go on."""
+        if self._write_shut:
+            return
+        self._write_shut = True
         sock = self.socket
         if getattr(sock, "_sslobj", None) is not None:
             _send_close_notify(sock)

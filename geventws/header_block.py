@@ -37,6 +37,15 @@ class HeaderBlock(http.client.HTTPMessage):
         super().__init__()
         self.status = ""
 
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of ``name`` (any case), or ``failobj``: as ``email``'s ``get``,
+        without its policy machinery (values are plain strings here)."""
+        wanted = name.lower()
+        for field, value in self._headers:  # type: ignore[attr-defined]
+            if field.lower() == wanted:
+                return value
+        return failobj
+
     def getheader(self, name: str, default: Any = None) -> Any:
         """The first value of ``name``, or ``default`` (pywsgi's older API)."""
         return self.get(name, default)
