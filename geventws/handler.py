@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import gevent
+from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler
 
 from .handshake import Headers, is_websocket_request
@@ -22,6 +23,9 @@ from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
     from .server import WebSocketServer
+
+#: What pywsgi logs to with ``log=None`` (a private class; nothing is skipped if it is gone).
+_NO_LOG: type = getattr(pywsgi, "_NoopLog", type("_NeverALog", (), {}))
 
 #: The attribute of a gevent server that holds its mounted WebSocketServer.
 SERVER_ATTRIBUTE = "geventws_server"
@@ -146,7 +150,8 @@ class UpgradeHandlerMixin:
                 self.status = _status_line(status)
             self.time_finish = time.time()
             # Logged when answered: a WebSocket may stay open for days.
-            self.log_request()  # type: ignore[attr-defined]
+            if not isinstance(self.server.log, _NO_LOG):  # log=None: skip formatting the line
+                self.log_request()  # type: ignore[attr-defined]
         if connection is not None:
             # What only the request needed is dropped: idle connections are many.
             del headers, message

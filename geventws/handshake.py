@@ -79,10 +79,19 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = []
         self._by_name: dict[str, list[str]] = {}
+        by_name = self._by_name
         for name, value in items:
-            text = _OBS_FOLD.sub(" ", str(value)).strip(" \t")
+            text = str(value)
+            if "\n" in text:
+                text = _OBS_FOLD.sub(" ", text)
+            text = text.strip(" \t")
             self._items.append((name, text))
-            self._by_name.setdefault(name.lower(), []).append(text)
+            lowered = name.lower()
+            values = by_name.get(lowered)
+            if values is None:
+                by_name[lowered] = [text]
+            else:
+                values.append(text)
 
     @classmethod
     def from_message(cls, message: Message) -> Headers:
