@@ -95,10 +95,10 @@ class WebSocketConnection(EventEmitter):
         "_finished",
         "_hub",
         "_inbox",
-        "_inbox_ready",
         "_initial_data",
         "_keepalive_timer",
         "_last_received",
+        "_parked_dispatcher",
         "_ping_sent_at",
         "_protocol",
         "_queue_space",
@@ -203,7 +203,7 @@ class WebSocketConnection(EventEmitter):
         # greenlet but the reader.
         self._inbox: deque[tuple[str, tuple[Any, ...]]] | None = None
         #: The dispatcher greenlet while it waits for events (parked in the hub), else None.
-        self._inbox_ready: Any = None
+        self._parked_dispatcher: Any = None
         self._dispatcher: gevent.Greenlet | None = None
         #: True while the dispatcher runs a listener or has events queued.
         self._dispatch_busy = False
@@ -734,9 +734,9 @@ class WebSocketConnection(EventEmitter):
     def _resume_parked_dispatcher(self) -> None:
         # The dispatcher parks in the hub (no Event: one wake-up per message is the hot
         # path); it is switched back to from a hub callback, the way gevent's own waits are.
-        parked = self._inbox_ready
+        parked = self._parked_dispatcher
         if parked is not None:
-            self._inbox_ready = None
+            self._parked_dispatcher = None
             self._hub.loop.run_callback(_resume, parked)
 
     def release_idle_dispatcher(self) -> None:
@@ -766,7 +766,7 @@ class WebSocketConnection(EventEmitter):
                     self._dispatch_busy = False
                     if self._dispatch_idle is not None:
                         self._dispatch_idle.set()
-                    self._inbox_ready = getcurrent()
+                    self._parked_dispatcher = getcurrent()
                     hub.switch()
                     if self._dispatcher_released:
                         self._dispatcher_released = False

@@ -26,7 +26,6 @@ is still open then is dropped.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Group, Pool
+from gevent.pool import Pool
 from greenlet import GreenletExit, getcurrent
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.wsgi import base_environ
@@ -43,7 +42,6 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
 
 from .close_codes import CloseCode
-from .errors import RequestResolvedError
 from .handler import upgrade_handler_for
 from .server import WebSocketServer
 
@@ -244,7 +242,8 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
         if ws_server.http_servers:
             ws_server.unmount()
         count = len(ws_server.connections)
-        closers = self._close_websockets(ws_server)
+        # Every Close goes out without waiting for slow peers; pending upgrades get 503.
+        ws_server.close_all_connections(self.shutdown_close_code, self.shutdown_close_reason)
         if self._handlers is not None:
             self._handlers.close_idle()
         if count:
@@ -271,26 +270,12 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
             self.pid,
             len(ws_server.connections),
         )
-        closers.kill(block=True, timeout=_KILL_TIMEOUT)
         for connection in list(ws_server.connections):
             connection.drop(self.shutdown_close_code, self.shutdown_close_reason)
         for server in servers:
             if not self._pool_empty(server):
                 server.pool.join(timeout=_KILL_TIMEOUT)
                 server.pool.kill(block=True, timeout=_KILL_TIMEOUT)
-
-    def _close_websockets(self, ws_server: WebSocketServer) -> Group:
-        """Start the closing handshake of every connection, each in its own greenlet (one
-        peer that does not read cannot hold up the others), and answer pending requests."""
-        closers = Group()
-        for connection in list(ws_server.connections):
-            if connection.connected:
-                closers.spawn(
-                    _close_quietly, connection, self.shutdown_close_code, self.shutdown_close_reason
-                )
-        for request in list(ws_server.pending_requests):
-            closers.spawn(_reject_quietly, request)
-        return closers
 
     def _wait_for_handlers(self, servers: list[Any]) -> bool:
         """Wait until every handler greenlet (WebSocket or HTTP) has finished, or the
@@ -309,13 +294,3 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
     def _pool_empty(server: Any) -> bool:
         pool = server.pool
         return pool is None or len(pool) == 0
-
-
-def _close_quietly(connection: Any, code: int, reason: str) -> None:
-    if connection.connected:
-        connection.close(code, reason)
-
-
-def _reject_quietly(request: Any) -> None:
-    with contextlib.suppress(RequestResolvedError):
-        request.reject(503, _SHUTTING_DOWN)
