@@ -1,9 +1,12 @@
 """An accepted WebSocket connection: the gevent I/O around :class:`WebSocketProtocol`.
 
-One greenlet reads (the pywsgi handler's own greenlet, after the upgrade); events go to the
-application through a second, per-connection dispatcher greenlet, so a listener that blocks
-or raises never stalls the reader. Keepalive, grace and close timers are libev timers on the
-hub: they cost nothing while idle and a received chunk only stores a timestamp.
+One greenlet reads (the pywsgi handler's own greenlet, after the upgrade). A message is given
+to its listeners right there, in the reader, as long as they do not block; the moment one
+blocks (waits on anything), the reading moves to a new greenlet and the blocked one goes on as
+the connection's dispatcher, delivering later events in order once its listener returns. So a
+listener that blocks or raises never stalls the reading, and the common case, a listener that
+answers at once, costs no greenlet switch. Keepalive, grace and close timers are libev timers
+on the hub: they cost nothing while idle and a received chunk only stores a timestamp.
 
 Closing, in the three ways RFC 6455 (7.1) knows:
 - :meth:`WebSocketConnection.close` sends our Close, reads on until the peer's Close, then
@@ -66,6 +69,10 @@ class _Terminate(Exception):  # noqa: N818 (a signal, not an error)
     """Thrown into the reader to make it close the socket now."""
 
 
+class _ReaderMoved(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised in a greenlet whose listener blocked: another greenlet reads now."""
+
+
 class _SendTimedOutError(Exception):
     """A send waited ``send_timeout`` for a peer that does not read."""
 
@@ -84,6 +91,8 @@ class WebSocketConnection(EventEmitter):
     EVENTS = ("message", "frame", "ping", "pong", "close", "error")
     # Slots, not a per-instance dict: a server may hold tens of thousands of connections.
     __slots__ = (
+        "_chunk",
+        "_chunk_next",
         "_close_delivered",
         "_close_timer",
         "_dispatch_busy",
@@ -96,6 +105,8 @@ class WebSocketConnection(EventEmitter):
         "_hub",
         "_inbox",
         "_initial_data",
+        "_inline_listener",
+        "_inline_watch",
         "_keepalive_timer",
         "_last_received",
         "_parked_dispatcher",
@@ -211,6 +222,15 @@ class WebSocketConnection(EventEmitter):
         self._dispatch_wakes = 0
         self._wakes_seen = -1
         self._dispatcher_released = False
+        #: The reader while it runs listeners itself (see _emit_inline), else None.
+        self._inline_listener: Any = None
+        #: A hub callback armed while the reader runs listeners: if the hub gets to run it
+        #: before they return, one of them blocked.
+        self._inline_watch: Any = None
+        #: The events of the chunk being handled and the index of the next one, so that a
+        #: new reader takes over the rest when a listener blocks in the old one.
+        self._chunk: list[Any] | None = None
+        self._chunk_next = 0
         # Messages no listener took, for receive().
         self._received: deque[str | bytes] | None = None
         # The gevent Events below are made when first waited on: most connections never
@@ -451,12 +471,16 @@ class WebSocketConnection(EventEmitter):
         if reader is None or self._finished:
             return
         if reader is getcurrent():
+            if self._inline_listener is reader:
+                return  # a listener called us: the reader stops when the listeners return
             raise _Terminate()
         self._hub.loop.run_callback(self._interrupt_reader)
 
     def _interrupt_reader(self) -> None:
         # Runs in the hub; the reader may have finished meanwhile and be back in pywsgi code.
-        if self._reading:
+        # A reader blocked in a listener is not interrupted there: the reading moves on to a
+        # new greenlet (its callback came first), which sees _terminating.
+        if self._reading and self._inline_listener is not self._reader:
             self._reader.throw(_Terminate)
 
     def _arm_close_timer(self) -> None:
@@ -521,14 +545,28 @@ class WebSocketConnection(EventEmitter):
     def run(self) -> None:
         """Read and handle frames until the connection is closed; then emit ``close``.
 
-        The server calls this in the greenlet that did the HTTP upgrade.
+        The server calls this in the greenlet that did the HTTP upgrade; it returns once the
+        connection is closed.
         """
         self._reader = getcurrent()
+        self._read()
+        if self._reader is not getcurrent():
+            # A listener blocked here, so another greenlet read on. This one is pywsgi's:
+            # returning would close the socket, so it waits for the end of the connection.
+            self.wait_closed()
+
+    def _read(self) -> None:
+        """The reader's loop: read and handle frames until the connection ends (then
+        :meth:`_finish`), or until a listener blocks in this greenlet: then a new greenlet
+        reads on, and this one delivers the events that come meanwhile, in order."""
         sock = self.socket
         self._reading = True
+        moved = False
         try:
             if self._terminating:
                 return
+            if self._chunk is not None:  # what a blocked listener's reader left of its chunk
+                self._handle_events(self._chunk, self._chunk_next)
             if self._initial_data:
                 data, self._initial_data = self._initial_data, b""
                 self._handle_data(data)
@@ -560,32 +598,48 @@ class WebSocketConnection(EventEmitter):
                     gevent.idle()
         except _Terminate:
             pass
+        except _ReaderMoved:
+            moved = True
         finally:
-            self._reading = False
-            self._finish()
+            if self._reader is getcurrent():
+                self._reading = False
+                self._finish()
+        if moved:
+            self._dispatch_loop()
 
     def _handle_data(self, data: bytes) -> None:
-        for event in self._protocol.receive(data):
+        self._handle_events(self._protocol.receive(data), 0)
+
+    def _handle_events(self, events: list[Any], start: int) -> None:
+        self._chunk = events
+        for index in range(start, len(events)):
+            self._chunk_next = index + 1
+            event = events[index]
             event_type = type(event)
             if event_type is MessageReceived:
-                self._deliver("message", event.data)  # type: ignore[union-attr]
+                self._deliver("message", event.data)
             elif event_type is FrameReceived:
-                self._deliver("frame", event.frame)  # type: ignore[union-attr]
+                self._deliver("frame", event.frame)
             elif event_type is PingReceived:
                 if self._listeners.get("ping"):
-                    self._deliver("ping", event.payload)  # type: ignore[union-attr]
+                    self._deliver("ping", event.payload)
                 elif self.state == OPEN:
-                    pong = self._protocol.encode_control(Opcode.PONG, event.payload)  # type: ignore[union-attr]
+                    pong = self._protocol.encode_control(Opcode.PONG, event.payload)
                     self._write_quietly(pong)
             elif event_type is PongReceived:
                 if self._listeners.get("pong"):
-                    self._deliver("pong", event.payload)  # type: ignore[union-attr]
+                    self._deliver("pong", event.payload)
             elif event_type is CloseReceived:
                 self._let_listeners_catch_up()
-                self._peer_closed(event)  # type: ignore[arg-type]
+                self._peer_closed(event)
             elif event_type is ConnectionFailed:
                 self._let_listeners_catch_up()
-                self._failed(event)  # type: ignore[arg-type]
+                self._failed(event)
+        self._chunk = None
+        watch = self._inline_watch
+        if watch is not None:  # the listeners of this chunk all returned without blocking
+            self._inline_watch = None
+            watch.stop()
 
     def _let_listeners_catch_up(self) -> None:
         """Before the peer's Close or a protocol error ends the connection, let the listeners
@@ -664,6 +718,13 @@ class WebSocketConnection(EventEmitter):
         self._close_socket()
         if self.server is not None:
             self.server._connection_closed(self)
+        if not self._dispatch_busy and getcurrent() is self._reader:
+            # Nothing is waiting for delivery: the reader reports the close itself.
+            self._dispatcher_released = True
+            self._resume_parked_dispatcher()  # an idle dispatcher ends
+            self._dispatch_busy = True
+            self._emit_close((self.close_reason_code, self.close_description))
+            return
         dispatcher_busy = self._dispatch_busy
         self._deliver("close", self.close_reason_code, self.close_description)
         if dispatcher_busy:
@@ -701,7 +762,20 @@ class WebSocketConnection(EventEmitter):
     # ------------------------------------------------------------------ delivering
 
     def _deliver(self, event: str, *args: Any) -> None:
-        """Queue an event for the dispatcher greenlet, pausing when the application lags."""
+        """Give an event to the application: at once, in the reader, when nothing is waiting
+        for delivery before it; else queued for the dispatcher greenlet, pausing the reader
+        when the application lags."""
+        if (
+            not self._dispatch_busy
+            and (event == "message" or event == "frame")
+            and getcurrent() is self._reader
+        ):
+            if self._listeners.get(event):
+                self._emit_inline(event, args)
+                return
+            if event == "message":
+                self._keep_for_receive(args[0])
+                return
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
@@ -712,6 +786,58 @@ class WebSocketConnection(EventEmitter):
             and self._queued() >= self.options.max_queue
             and getcurrent() is self._reader
         ):
+            if self._queue_space is None:
+                self._queue_space = Event()
+            space = self._queue_space
+            space.clear()
+            while self.state != CLOSED and self._queued() >= self.options.max_queue:
+                space.wait()
+                space.clear()
+
+    def _emit_inline(self, event: str, args: tuple[Any, ...]) -> None:
+        """Run the listeners in the reader. If one blocks, the hub runs the watch callback
+        first, and :meth:`_on_listener_blocked` moves the reading to a new greenlet."""
+        reader = self._reader
+        self._dispatch_busy = True
+        if self._inline_watch is None:
+            self._inline_watch = self._hub.loop.run_callback(self._on_listener_blocked)
+        self._inline_listener = reader
+        try:
+            self.emit(event, *args)
+        finally:
+            self._inline_listener = None
+        if self._reader is not reader:
+            raise _ReaderMoved()
+        self._dispatch_busy = False
+        if self._terminating:  # a listener closed or dropped the connection
+            raise _Terminate()
+
+    def _on_listener_blocked(self) -> None:
+        """Hub callback armed by :meth:`_emit_inline`: the hub ran, so if the reader is still
+        in a listener, that listener is blocked. The blocked greenlet becomes the dispatcher
+        (it delivers what comes next once its listener returns) and a new greenlet reads on,
+        beginning with the rest of the chunk."""
+        self._inline_watch = None
+        blocked = self._inline_listener
+        if blocked is None or blocked is not self._reader or self._finished:
+            return
+        parked = self._parked_dispatcher
+        self._parked_dispatcher = None
+        self._dispatcher = blocked  # a parked one, replaced, ends when resumed
+        if parked is not None:
+            self._hub.loop.run_callback(_resume, parked)
+        self._reading = False
+        self._reader = gevent.spawn(self._read)
+
+    def _keep_for_receive(self, data: str | bytes) -> None:
+        """Keep a message no listener takes for :meth:`receive`; the reader waits while
+        ``max_queue`` messages are already kept."""
+        if self._received is None:
+            self._received = deque()
+        self._received.append(data)
+        if self._received_ready is not None:
+            self._received_ready.set()
+        if len(self._received) >= self.options.max_queue:
             if self._queue_space is None:
                 self._queue_space = Event()
             space = self._queue_space
@@ -769,6 +895,8 @@ class WebSocketConnection(EventEmitter):
                         self._dispatch_idle.set()
                     self._parked_dispatcher = getcurrent()
                     hub.switch()
+                    if self._dispatcher is not getcurrent():
+                        return  # replaced by a greenlet whose listener blocked
                     if self._dispatcher_released:
                         self._dispatcher_released = False
                         if not inbox:
@@ -790,17 +918,7 @@ class WebSocketConnection(EventEmitter):
                 elif event == "ping":
                     self._dispatch_ping(args[0])
                 elif event == "close":
-                    self.emit("close", *args)
-                    if self.server is not None:
-                        self.server.emit("close", self, *args)
-                    self._close_delivered = True
-                    for waiting in (self._done, self._received_ready, self._queue_space):
-                        if waiting is not None:
-                            waiting.set()
-                    # Listeners are often bound methods of this connection; dropping them
-                    # breaks the cycles, so the connection is freed at once instead of at
-                    # the next full garbage collection.
-                    self._listeners.clear()
+                    self._emit_close(args)
                     return
                 else:
                     self.emit(event, *args)
@@ -810,6 +928,19 @@ class WebSocketConnection(EventEmitter):
                 self._dispatch_busy = bool(inbox)
                 if not inbox and self._dispatch_idle is not None:
                     self._dispatch_idle.set()
+
+    def _emit_close(self, args: tuple[Any, ...]) -> None:
+        """Emit ``close`` (on the connection, then the server) and wake every waiter."""
+        self.emit("close", *args)
+        if self.server is not None:
+            self.server.emit("close", self, *args)
+        self._close_delivered = True
+        for waiting in (self._done, self._received_ready, self._queue_space):
+            if waiting is not None:
+                waiting.set()
+        # Listeners are often bound methods of this connection; dropping them breaks the
+        # cycles, so the connection is freed at once instead of at the next full collection.
+        self._listeners.clear()
 
     def _dispatch_ping(self, payload: bytes) -> None:
         cancelled = False

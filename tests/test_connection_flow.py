@@ -6,6 +6,7 @@ from conftest import wait_until
 from rawclient import RawClient
 
 from geventws import WebSocketConnection
+from geventws.frames import Opcode
 
 
 def test_pause_stops_delivery_until_resume(serve):
@@ -74,21 +75,30 @@ def test_a_closed_connection_is_freed_without_waiting_for_the_garbage_collector(
 
 
 def test_idle_connection_gives_back_its_dispatcher_and_gets_one_again(serve):
-    """After two sweeps without events the dispatcher greenlet ends; the next message spawns
-    a new one and is still delivered, in order."""
-    served = serve()
+    """A connection whose events went through a dispatcher greenlet (``ping`` listeners run
+    there) gives it back after two sweeps without events; the next event spawns a new one
+    and is still delivered, in order."""
+    pings: list[bytes] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        connection.on("ping", lambda cancel, data: pings.append(data))
+        connection.on("message", connection.send)
+
+    served = serve(on_connect=on_connect)
     with RawClient(served.port) as client:
         assert client.handshake().status == 101
-        client.send_text("first")
-        assert client.read_message() == "first"
+        client.send_frame(Opcode.PING, b"first")
+        assert client.read_frame().payload == b"first"
         ((_, connection),) = served.wait_for_event("connect")
         assert connection._dispatcher is not None
         served.ws._release_idle_dispatchers()  # notes the count of events
         assert connection._dispatcher is not None
         served.ws._release_idle_dispatchers()  # nothing new since: released
         wait_until(lambda: connection._dispatcher is None, what="dispatcher to end")
-        for text in ("second", "third"):
-            client.send_text(text)
-        assert [client.read_message(), client.read_message()] == ["second", "third"]
+        client.send_frame(Opcode.PING, b"second")
+        client.send_text("third")
+        assert client.read_frame().payload == b"second"
+        assert client.read_message() == "third"
+        assert pings == [b"first", b"second"]
         served.ws._release_idle_dispatchers()
         assert connection._dispatcher is not None  # a new event came: kept

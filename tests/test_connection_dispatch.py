@@ -1,0 +1,238 @@
+"""Where listeners run: in the reader while they answer at once, and what happens when one
+blocks there (the reading moves to a new greenlet; events keep their order)."""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+import pytest
+from conftest import wait_until
+from gevent.event import Event
+from greenlet import getcurrent
+from rawclient import RawClient, client_frame
+
+from geventws import ConnectionClosedError, WebSocketConnection
+from geventws.frames import Opcode
+
+WAIT = 5.0
+
+
+def test_a_listener_that_answers_at_once_runs_in_the_reader_with_no_dispatcher(serve):
+    seen: list[tuple[object, object]] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            seen.append((getcurrent(), connection._reader))
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        for text in ("one", "two", "three"):
+            client.send_text(text)
+        assert [client.read_message() for _ in range(3)] == ["one", "two", "three"]
+        ((_, connection),) = served.wait_for_event("connect")
+        assert [running is reader for running, reader in seen] == [True, True, True]
+        assert connection._dispatcher is None  # no second greenlet was needed
+
+
+def test_a_blocked_listener_does_not_stop_reading_and_later_messages_keep_their_order(serve):
+    release = Event()
+    blocked_in: list[object] = []
+    received: list[str | bytes] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            received.append(data)
+            if data == "block":
+                blocked_in.append(getcurrent())
+                assert release.wait(WAIT)
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("block")
+        wait_until(lambda: blocked_in, what="the listener to block")
+        ((_, connection),) = served.wait_for_event("connect")
+        # Still reading: a Ping sent now is answered while the listener waits.
+        client.send_frame(Opcode.PING, b"still there?")
+        frame = client.read_frame()
+        assert (frame.opcode, frame.payload) == (Opcode.PONG, b"still there?")
+        assert connection._reader is not blocked_in[0]
+        for text in ("after-1", "after-2"):
+            client.send_text(text)
+        wait_until(lambda: connection._queued() == 2, what="two messages queued")
+        assert received == ["block"]  # nothing overtakes the blocked listener
+        release.set()
+        assert [client.read_message() for _ in range(3)] == ["block", "after-1", "after-2"]
+        assert received == ["block", "after-1", "after-2"]
+        # The greenlet that blocked now delivers the events; a quick listener runs there.
+        client.send_text("later")
+        assert client.read_message() == "later"
+        client.send_close(1000)
+        assert client.read_until_close().close_code == 1000
+        client.expect_eof()
+    ((_, closed, code, _),) = served.wait_for_event("close")
+    assert (closed, code) == (connection, 1000)
+
+
+def test_the_rest_of_a_chunk_is_read_on_after_its_listener_blocks(serve):
+    """Several frames in one TCP segment: the first blocks its listener; the frames behind
+    it in the same chunk (a Ping, messages, the Close) are handled by the new reader."""
+    release = Event()
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            if data == "block":
+                assert release.wait(WAIT)
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(
+            client_frame(Opcode.TEXT, b"block")
+            + client_frame(Opcode.PING, b"p")
+            + client_frame(Opcode.TEXT, b"next")
+        )
+        frame = client.read_frame()
+        assert (frame.opcode, frame.payload) == (Opcode.PONG, b"p")
+        release.set()
+        assert [client.read_message(), client.read_message()] == ["block", "next"]
+        client.send_close(1000)
+        assert client.read_until_close().close_code == 1000
+        client.expect_eof()
+    served.wait_for_event("close")
+
+
+def test_a_listener_blocked_twice_still_ends_with_one_close_event_and_no_leak(serve):
+    """Two hand-overs in a row (the fixture checks no greenlet or socket is left)."""
+    releases = [Event(), Event()]
+    blocked: list[int] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            if isinstance(data, str) and data.startswith("block"):
+                number = int(data[-1])
+                blocked.append(number)
+                assert releases[number].wait(WAIT)
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("block0")
+        wait_until(lambda: blocked == [0], what="first block")
+        releases[0].set()
+        assert client.read_message() == "block0"
+        client.send_text("block1")
+        wait_until(lambda: blocked == [0, 1], what="second block")
+        client.send_text("quick")
+        releases[1].set()
+        assert [client.read_message(), client.read_message()] == ["block1", "quick"]
+        client.send_close(1000)
+        assert client.read_until_close().close_code == 1000
+        client.expect_eof()
+    assert len(served.wait_for_event("close")) == 1
+
+
+def test_drop_from_a_listener_lets_the_listener_finish_then_closes(serve):
+    after_drop: list[str] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            connection.drop(1008, "no thanks")
+            after_drop.append(connection.state)
+            with pytest.raises(ConnectionClosedError):
+                connection.send("too late")
+            after_drop.append("raised")
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("hello")
+        frame = client.read_until_close()
+        assert (frame.close_code, frame.close_reason) == (1008, "no thanks")
+        client.expect_eof()
+    ((_, _, code, description),) = served.wait_for_event("close")
+    assert (code, description) == (1008, "no thanks")
+    assert after_drop == ["closed", "raised"]
+
+
+def test_close_from_a_listener_finishes_the_closing_handshake(serve):
+    def on_connect(connection: WebSocketConnection) -> None:
+        connection.on("message", lambda data: connection.close(4000, "bye"))
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("hello")
+        frame = client.read_until_close()
+        assert (frame.close_code, frame.close_reason) == (4000, "bye")
+        client.send_close(4000)
+        client.expect_eof()
+    ((_, _, code, _),) = served.wait_for_event("close")
+    assert code == 4000
+
+
+def test_dropping_a_connection_whose_listener_is_blocked_closes_the_socket_at_once(serve, caplog):
+    """The blocked listener is left alone until ``close_timeout``; then it is cancelled so
+    that the ``close`` event is delivered."""
+    caplog.set_level(logging.ERROR, logger="geventws")
+    blocked = Event()
+    cancelled = Event()
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            blocked.set()
+            try:
+                gevent.sleep(60)
+            except gevent.GreenletExit:
+                cancelled.set()
+                raise
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect, close_timeout=300)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("stuck")
+        assert blocked.wait(WAIT)
+        ((_, connection),) = served.wait_for_event("connect")
+        gevent.spawn(connection.drop, 1011, "shutting")
+        frame = client.read_until_close()
+        assert frame.close_code == 1011
+        client.expect_eof()
+        assert cancelled.wait(WAIT)
+    ((_, _, code, _),) = served.wait_for_event("close")
+    assert code == 1011
+
+
+def test_messages_without_listeners_go_straight_to_receive(serve):
+    connections: list[WebSocketConnection] = []
+    served = serve(on_connect=connections.append)
+    with RawClient(served.port) as client:
+        client.handshake()
+        wait_until(lambda: connections)
+        connection = connections[0]
+        for text in ("a", "b"):
+            client.send_text(text)
+        assert [connection.receive(timeout=WAIT), connection.receive(timeout=WAIT)] == ["a", "b"]
+        assert connection._dispatcher is None
+        # A listener added later takes what arrives next.
+        got: list[str | bytes] = []
+        connection.on("message", got.append)
+        client.send_text("c")
+        wait_until(lambda: got == ["c"], what="the listener to get 'c'")
