@@ -58,6 +58,11 @@ logger = logging.getLogger("geventws.connection")
 _RECEIVE_SIZE = 65536
 #: How many received chunks a reader handles back to back before it lets others run.
 _CHUNKS_BEFORE_YIELD = 8
+#: Messages up to this size go to their listeners in the reader itself; bigger ones through
+#: the dispatcher greenlet. For a big message the hop costs little next to the copying, its
+#: listener is likely to block (the socket cannot take a big answer at once, which would move
+#: the reading), and reading on while the dispatcher sends keeps big buffers short-lived.
+_INLINE_MAX_SIZE = 16384
 
 OPEN = "open"
 ENDING = "ending"
@@ -571,12 +576,33 @@ class WebSocketConnection(EventEmitter):
                 data, self._initial_data = self._initial_data, b""
                 self._handle_data(data)
             chunks = 0
-            receive = _Receiver(sock, self._raw_socket)
+            protocol = self._protocol
+            # gevent's recv() tries the socket first and waits for readiness only when that
+            # fails with EAGAIN. When the last read did not fill the buffer and ended between
+            # frames, the peer has most likely sent all it had and waits for an answer, so
+            # the plain socket's readiness is awaited first: one system call and one
+            # exception fewer per message. In the middle of a frame the rest is on its way
+            # and is read at once. (The watcher is level-triggered: data that came in
+            # meanwhile wakes it at once.) TLS goes through gevent's recv(): its records
+            # may wait inside the SSL object.
+            raw, wait, readable = self._receive_shortcut()
+            drained = False
             while True:
                 if self._resumed is not None:
                     self._resumed.wait()
                 try:
-                    data = receive()
+                    if raw is None:
+                        data = sock.recv(_RECEIVE_SIZE)
+                    else:
+                        if drained and not protocol.inside_frame:
+                            wait(readable)
+                        while True:
+                            try:
+                                data = raw.recv(_RECEIVE_SIZE)
+                                break
+                            except BlockingIOError:
+                                wait(readable)
+                        drained = len(data) < _RECEIVE_SIZE
                 except OSError as error:
                     if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
                         errno.ECONNRESET,
@@ -606,6 +632,22 @@ class WebSocketConnection(EventEmitter):
                 self._finish()
         if moved:
             self._dispatch_loop()
+
+    def _receive_shortcut(self) -> tuple[Any, Any, Any]:
+        """The plain socket under gevent's, gevent's wait for a watcher, and the socket's
+        read watcher; three Nones for TLS, a socket with a timeout, or one without these
+        gevent internals (reads then go through its ``recv()``)."""
+        sock = self.socket
+        wait = getattr(sock, "_wait", None)
+        readable = getattr(sock, "_read_event", None)
+        if (
+            self._raw_socket is None
+            or wait is None
+            or readable is None
+            or sock.gettimeout() is not None
+        ):
+            return None, None, None
+        return self._raw_socket, wait, readable
 
     def _handle_data(self, data: bytes) -> None:
         self._handle_events(self._protocol.receive(data), 0)
@@ -770,11 +812,12 @@ class WebSocketConnection(EventEmitter):
             and (event == "message" or event == "frame")
             and getcurrent() is self._reader
         ):
-            if self._listeners.get(event):
+            if not self._listeners.get(event):
+                if event == "message":
+                    self._keep_for_receive(args[0])
+                    return
+            elif len(args[0] if event == "message" else args[0].payload) <= _INLINE_MAX_SIZE:
                 self._emit_inline(event, args)
-                return
-            if event == "message":
-                self._keep_for_receive(args[0])
                 return
         inbox = self._inbox
         if inbox is None:
@@ -1017,44 +1060,6 @@ class WebSocketConnection(EventEmitter):
         if self._done is None:
             self._done = Event()
         return bool(self._done.wait(timeout))
-
-
-class _Receiver:
-    """Reads a gevent socket, skipping the read that would find nothing.
-
-    gevent's ``recv`` tries the socket first and waits for readiness only when that fails
-    with EAGAIN. After a read that did not fill the buffer the kernel's queue is almost
-    surely empty, so for a plain socket this waits first: one system call and one
-    exception fewer per message. (The readiness watcher is level-triggered: data that came
-    in meanwhile wakes it at once.) TLS sockets use gevent's ``recv``, as their records
-    may be buffered inside the SSL object.
-    """
-
-    __slots__ = ("_drained", "_raw", "_sock", "_wait", "_watcher")
-
-    def __init__(self, sock: Any, raw: Any) -> None:
-        self._sock = sock
-        self._raw = raw
-        self._wait: Any = getattr(sock, "_wait", None)
-        self._watcher: Any = getattr(sock, "_read_event", None)
-        if self._wait is None or self._watcher is None or sock.gettimeout() is not None:
-            self._raw = None  # not the gevent socket we know: no shortcut
-        self._drained = False
-
-    def __call__(self) -> bytes:
-        raw = self._raw
-        if raw is None:
-            return bytes(self._sock.recv(_RECEIVE_SIZE))
-        while True:
-            if self._drained:
-                self._wait(self._watcher)
-            try:
-                data: bytes = raw.recv(_RECEIVE_SIZE)
-            except BlockingIOError:
-                self._drained = True
-                continue
-            self._drained = len(data) < _RECEIVE_SIZE
-            return data
 
 
 def _send_close_notify(sock: Any) -> None:

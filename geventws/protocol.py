@@ -183,6 +183,11 @@ class WebSocketProtocol:
 
     # ----------------------------------------------------------------- receiving
 
+    @property
+    def inside_frame(self) -> bool:
+        """True while part of a frame has arrived and its rest has not: more bytes are due."""
+        return self._frame_length != _NO_FRAME or bool(self._buffer)
+
     def receive(self, data: bytes | bytearray) -> list[Event]:
         """Take bytes from the peer and return the events they complete, in order.
 

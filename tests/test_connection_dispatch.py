@@ -236,3 +236,32 @@ def test_messages_without_listeners_go_straight_to_receive(serve):
         connection.on("message", got.append)
         client.send_text("c")
         wait_until(lambda: got == ["c"], what="the listener to get 'c'")
+
+
+def test_big_messages_go_through_the_dispatcher_and_keep_their_order_with_small_ones(serve):
+    """Messages over 16 KiB are handed to the dispatcher greenlet (the reader reads on while
+    it answers); small ones behind them wait their turn."""
+    ran_in: list[tuple[int, bool]] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            ran_in.append((len(data), getcurrent() is connection._reader))
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    big = bytes(range(256)) * 192  # 48 KiB
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(
+            client_frame(Opcode.BINARY, b"x" * 16384)
+            + client_frame(Opcode.BINARY, big)
+            + client_frame(Opcode.TEXT, b"small")
+        )
+        assert client.read_message() == b"x" * 16384
+        assert client.read_message() == big
+        assert client.read_message() == "small"
+    assert [size for size, _ in ran_in] == [16384, len(big), 5]
+    assert ran_in[0][1] is True  # at the limit: still in the reader
+    assert ran_in[1][1] is False  # over it: the dispatcher

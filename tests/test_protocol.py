@@ -1337,3 +1337,19 @@ def test_property_encode_frame_round_trips_through_the_protocol(
         assert rest == [CloseReceived(code, payload[2:].decode(), b"\x88\x02" + payload[:2])]
     else:
         assert rest == [CloseReceived(1005, "Reason not provided", b"\x88\x00")]
+
+
+def test_inside_frame_tells_whether_the_bytes_so_far_end_inside_a_frame():
+    """The reader reads on at once while a frame is incomplete and waits for readiness
+    first only between frames."""
+    frame = client_frame(OP_TEXT, b"hello")  # 2 header bytes, 4 mask bytes, 5 payload bytes
+    protocol = WebSocketProtocol()
+    assert not protocol.inside_frame
+    assert protocol.receive(frame[:1]) == []  # half a header: buffered
+    assert protocol.inside_frame
+    assert protocol.receive(frame[1:8]) == []  # header and mask read, payload awaited
+    assert protocol.inside_frame
+    assert protocol.receive(frame[8:]) == [MessageReceived("hello")]
+    assert not protocol.inside_frame
+    assert protocol.receive(frame + frame[:3]) == [MessageReceived("hello")]
+    assert protocol.inside_frame
