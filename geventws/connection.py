@@ -288,31 +288,26 @@ class WebSocketConnection(EventEmitter):
             )
         self._send_message(Opcode.BINARY, data)
 
-    def _write_for_broadcast(self, frames: bytes) -> None:
-        """Send ``frames`` (a message already encoded) if open, without waiting for the peer."""
-        if self.state == OPEN:
-            self._write_in_background(frames)
-
     def _write_in_background(self, frames: bytes) -> None:
         """Write ``frames`` without making the caller wait for this peer: what the kernel does
         not take at once is written by a greenlet of its own, which holds the write lock until
         done, so later sends still follow in order."""
         lock = self._write_lock
         raw = self._raw_socket
-        if raw is None or not lock.acquire(blocking=False):
+        if raw is None or lock.locked():
             # TLS, or another send in progress: queue behind it, off the caller.
             gevent.spawn(self._write_quietly, frames)
             return
+        # No lock taken for this send: it cannot wait, so nothing can come between.
         try:
             sent = raw.send(frames)
         except BlockingIOError:
             sent = 0
         except OSError:
-            lock.release()  # the reader sees the failure
-            return
+            return  # the reader sees the failure
         if sent == len(frames):
-            lock.release()
             return
+        lock.acquire()  # free (see above): returns at once
         gevent.spawn(self._finish_write, memoryview(frames)[sent:])
 
     def _finish_write(self, rest: memoryview) -> None:
@@ -364,18 +359,23 @@ class WebSocketConnection(EventEmitter):
         The common case, a socket with room, is one non-blocking ``send``; otherwise gevent
         waits for room, at most ``send_timeout`` (then :class:`_SendTimedOutError`).
         """
-        with self._write_lock:
-            raw = self._raw_socket
+        raw = self._raw_socket
+        lock = self._write_lock
+        rest: bytes | memoryview = data
+        if raw is not None and not lock.locked():
+            # No other write in progress, and a non-blocking send cannot be interrupted:
+            # the lock is needed only if the socket does not take it all.
+            rest = _unsent(raw, data)
+            if not rest:
+                return
+            raw = None
+        with lock:
             if raw is not None:
-                try:
-                    sent = raw.send(data)
-                except BlockingIOError:
-                    sent = 0
-                if sent == len(data):
+                rest = _unsent(raw, data)
+                if not rest:
                     return
-                data = memoryview(data)[sent:]  # type: ignore[assignment]
             with gevent.Timeout(self._send_timeout, _SendTimedOutError):
-                self.socket.sendall(data)
+                self.socket.sendall(rest)
 
     def _write(self, data: bytes) -> None:
         """Write ``data``; on failure close the connection and raise ConnectionClosedError."""
@@ -1060,6 +1060,16 @@ class WebSocketConnection(EventEmitter):
         if self._done is None:
             self._done = Event()
         return bool(self._done.wait(timeout))
+
+
+def _unsent(raw: socket.socket, data: bytes) -> bytes | memoryview:
+    """Send what the non-blocking ``raw`` socket takes of ``data`` now; return the rest
+    (empty when it took everything)."""
+    try:
+        sent = raw.send(data)
+    except BlockingIOError:
+        return data
+    return memoryview(data)[sent:] if sent < len(data) else b""
 
 
 def _send_close_notify(sock: Any) -> None:

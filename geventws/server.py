@@ -145,7 +145,7 @@ class WebSocketServer(EventEmitter):
                 frames = encoded.get(size)
                 if frames is None:
                     frames = encoded[size] = connection._protocol.encode_data(opcode, payload)
-                connection._write_for_broadcast(frames)
+                connection._write_in_background(frames)
             except Exception:
                 logger.debug("broadcast to %r failed", connection, exc_info=True)
 
