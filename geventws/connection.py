@@ -586,7 +586,8 @@ class WebSocketConnection(EventEmitter):
             # meanwhile wakes it at once.) TLS goes through gevent's recv(): its records
             # may wait inside the SSL object.
             raw, wait, readable = self._receive_shortcut()
-            drained = False
+            # Just upgraded, the client has most likely sent nothing more yet.
+            drained = True
             while True:
                 if self._resumed is not None:
                     self._resumed.wait()
@@ -601,7 +602,10 @@ class WebSocketConnection(EventEmitter):
                                 data = raw.recv(_RECEIVE_SIZE)
                                 break
                             except BlockingIOError:
-                                wait(readable)
+                                pass
+                            # Outside the except clause: an exception kept alive while the
+                            # connection idles would cost it half a kilobyte.
+                            wait(readable)
                         drained = len(data) < _RECEIVE_SIZE
                 except OSError as error:
                     if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
