@@ -619,7 +619,7 @@ class WebSocketConnection(EventEmitter):
                 self._last_received = time.monotonic()
                 if self._resumed is not None:  # paused while this chunk was on its way
                     self._resumed.wait()
-                self._handle_data(data)
+                self._handle_events(protocol.receive(data), 0)
                 chunks += 1
                 if chunks >= _CHUNKS_BEFORE_YIELD:
                     chunks = 0
@@ -663,7 +663,17 @@ class WebSocketConnection(EventEmitter):
             event = events[index]
             event_type = type(event)
             if event_type is MessageReceived:
-                self._deliver("message", event.data)
+                data = event.data
+                # The common case first, without _deliver's checks: this is the reader
+                # (a move to another greenlet raises out of this loop).
+                if (
+                    not self._dispatch_busy
+                    and len(data) <= _INLINE_MAX_SIZE
+                    and self._listeners.get("message")
+                ):
+                    self._emit_inline("message", (data,))
+                else:
+                    self._deliver("message", data)
             elif event_type is FrameReceived:
                 self._deliver("frame", event.frame)
             elif event_type is PingReceived:
