@@ -2,8 +2,8 @@
 
 A listener that raises is logged with its traceback and the other listeners still run: an
 application bug never ends a connection's reader or the server. Whether a listener may block
-depends on who emits: the connection emits from a dispatcher greenlet of its own (see
-:mod:`geventws.connection`), so its listeners may block without stalling its reader.
+depends on who emits: a connection's listeners may block without stalling its reading (if
+one blocks, the reading moves to another greenlet; see :mod:`geventws.connection`).
 """
 
 from __future__ import annotations
