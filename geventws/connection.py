@@ -843,13 +843,7 @@ class WebSocketConnection(EventEmitter):
             and self._queued() >= self.options.max_queue
             and getcurrent() is self._reader
         ):
-            if self._queue_space is None:
-                self._queue_space = Event()
-            space = self._queue_space
-            space.clear()
-            while self.state != CLOSED and self._queued() >= self.options.max_queue:
-                space.wait()
-                space.clear()
+            self._wait_for_queue_space()
 
     def _emit_inline(self, event: str, args: tuple[Any, ...]) -> None:
         """Run the listeners in the reader. If one blocks, the hub runs the watch callback
@@ -895,13 +889,17 @@ class WebSocketConnection(EventEmitter):
         if self._received_ready is not None:
             self._received_ready.set()
         if len(self._received) >= self.options.max_queue:
-            if self._queue_space is None:
-                self._queue_space = Event()
-            space = self._queue_space
+            self._wait_for_queue_space()
+
+    def _wait_for_queue_space(self) -> None:
+        """Block the reader while ``max_queue`` messages wait for the application."""
+        if self._queue_space is None:
+            self._queue_space = Event()
+        space = self._queue_space
+        space.clear()
+        while self.state != CLOSED and self._queued() >= self.options.max_queue:
+            space.wait()
             space.clear()
-            while self.state != CLOSED and self._queued() >= self.options.max_queue:
-                space.wait()
-                space.clear()
 
     def _queued(self) -> int:
         """Messages (and other events) received and not yet taken by the application."""

@@ -4,6 +4,7 @@ blocks there (the reading moves to a new greenlet; events keep their order)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import gevent
 import pytest
@@ -39,39 +40,46 @@ def test_a_listener_that_answers_at_once_runs_in_the_reader_with_no_dispatcher(s
         assert connection._dispatcher is None  # no second greenlet was needed
 
 
-def test_a_blocked_listener_does_not_stop_reading_and_later_messages_keep_their_order(serve):
-    release = Event()
-    blocked_in: list[object] = []
-    received: list[str | bytes] = []
+def echo_after_release(
+    releases: dict[str, Event], log: list[tuple[str | bytes, object]]
+) -> Callable[[WebSocketConnection], None]:
+    """A ``connect`` listener: echo every message, logging it with the greenlet its listener
+    runs in; a text named in ``releases`` first waits (bounded) for that Event."""
 
     def on_connect(connection: WebSocketConnection) -> None:
         def on_message(data: str | bytes) -> None:
-            received.append(data)
-            if data == "block":
-                blocked_in.append(getcurrent())
+            log.append((data, getcurrent()))
+            release = releases.get(data) if isinstance(data, str) else None
+            if release is not None:
                 assert release.wait(WAIT)
             connection.send(data)
 
         connection.on("message", on_message)
 
-    served = serve(on_connect=on_connect)
+    return on_connect
+
+
+def test_a_blocked_listener_does_not_stop_reading_and_later_messages_keep_their_order(serve):
+    release = Event()
+    log: list[tuple[str | bytes, object]] = []
+    served = serve(on_connect=echo_after_release({"block": release}, log))
     with RawClient(served.port) as client:
         client.handshake()
         client.send_text("block")
-        wait_until(lambda: blocked_in, what="the listener to block")
+        wait_until(lambda: log, what="the listener to block")
         ((_, connection),) = served.wait_for_event("connect")
         # Still reading: a Ping sent now is answered while the listener waits.
         client.send_frame(Opcode.PING, b"still there?")
         frame = client.read_frame()
         assert (frame.opcode, frame.payload) == (Opcode.PONG, b"still there?")
-        assert connection._reader is not blocked_in[0]
+        assert connection._reader is not log[0][1]
         for text in ("after-1", "after-2"):
             client.send_text(text)
         wait_until(lambda: connection._queued() == 2, what="two messages queued")
-        assert received == ["block"]  # nothing overtakes the blocked listener
+        assert [data for data, _ in log] == ["block"]  # nothing overtakes the blocked listener
         release.set()
         assert [client.read_message() for _ in range(3)] == ["block", "after-1", "after-2"]
-        assert received == ["block", "after-1", "after-2"]
+        assert [data for data, _ in log] == ["block", "after-1", "after-2"]
         # The greenlet that blocked now delivers the events; a quick listener runs there.
         client.send_text("later")
         assert client.read_message() == "later"
@@ -86,16 +94,7 @@ def test_the_rest_of_a_chunk_is_read_on_after_its_listener_blocks(serve):
     """Several frames in one TCP segment: the first blocks its listener; the frames behind
     it in the same chunk (a Ping, messages, the Close) are handled by the new reader."""
     release = Event()
-
-    def on_connect(connection: WebSocketConnection) -> None:
-        def on_message(data: str | bytes) -> None:
-            if data == "block":
-                assert release.wait(WAIT)
-            connection.send(data)
-
-        connection.on("message", on_message)
-
-    served = serve(on_connect=on_connect)
+    served = serve(on_connect=echo_after_release({"block": release}, []))
     with RawClient(served.port) as client:
         client.handshake()
         client.send_raw(
@@ -115,30 +114,19 @@ def test_the_rest_of_a_chunk_is_read_on_after_its_listener_blocks(serve):
 
 def test_a_listener_blocked_twice_still_ends_with_one_close_event_and_no_leak(serve):
     """Two hand-overs in a row (the fixture checks no greenlet or socket is left)."""
-    releases = [Event(), Event()]
-    blocked: list[int] = []
-
-    def on_connect(connection: WebSocketConnection) -> None:
-        def on_message(data: str | bytes) -> None:
-            if isinstance(data, str) and data.startswith("block"):
-                number = int(data[-1])
-                blocked.append(number)
-                assert releases[number].wait(WAIT)
-            connection.send(data)
-
-        connection.on("message", on_message)
-
-    served = serve(on_connect=on_connect)
+    releases = {"block0": Event(), "block1": Event()}
+    log: list[tuple[str | bytes, object]] = []
+    served = serve(on_connect=echo_after_release(releases, log))
     with RawClient(served.port) as client:
         client.handshake()
         client.send_text("block0")
-        wait_until(lambda: blocked == [0], what="first block")
-        releases[0].set()
+        wait_until(lambda: [data for data, _ in log] == ["block0"], what="first block")
+        releases["block0"].set()
         assert client.read_message() == "block0"
         client.send_text("block1")
-        wait_until(lambda: blocked == [0, 1], what="second block")
+        wait_until(lambda: len(log) == 2, what="second block")
         client.send_text("quick")
-        releases[1].set()
+        releases["block1"].set()
         assert [client.read_message(), client.read_message()] == ["block1", "quick"]
         client.send_close(1000)
         assert client.read_until_close().close_code == 1000
