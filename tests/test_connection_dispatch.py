@@ -253,3 +253,41 @@ def test_big_messages_go_through_the_dispatcher_and_keep_their_order_with_small_
     assert [size for size, _ in ran_in] == [16384, len(big), 5]
     assert ran_in[0][1] is True  # at the limit: still in the reader
     assert ran_in[1][1] is False  # over it: the dispatcher
+
+
+def test_many_connections_whose_listeners_block_now_and_then_lose_and_reorder_nothing(serve):
+    """20 connections pipelining 100 messages each; every third message's listener sleeps,
+    so the reading changes greenlet about 33 times per connection while messages keep
+    arriving. Every echo comes back, in order, and every connection closes cleanly."""
+    connections, messages = 20, 100
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            if isinstance(data, str) and int(data.split(":")[1]) % 3 == 0:
+                gevent.sleep(0.001)
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+
+    def one_client(number: int) -> list[str | bytes]:
+        with RawClient(served.port) as client:
+            client.handshake()
+            client.send_raw(
+                b"".join(
+                    client_frame(Opcode.TEXT, f"{number}:{index}".encode())
+                    for index in range(messages)
+                )
+            )
+            echoes = [client.read_message() for _ in range(messages)]
+            client.send_close(1000)
+            assert client.read_until_close().close_code == 1000
+            client.expect_eof()
+            return echoes
+
+    clients = [gevent.spawn(one_client, number) for number in range(connections)]
+    gevent.joinall(clients, timeout=30, raise_error=True)
+    for number, greenlet in enumerate(clients):
+        assert greenlet.value == [f"{number}:{index}" for index in range(messages)]
+    assert len(served.wait_for_event("close", connections)) == connections
