@@ -198,7 +198,8 @@ class WebSocketConnection(EventEmitter):
             extensions=extensions,
         )
         self._initial_data = initial_data
-        self._write_lock = Semaphore()
+        # Made when a write first has to wait for room (see _send_all): most never do.
+        self._write_lock: Semaphore | None = None
         self._send_timeout = options.send_timeout / 1000.0
         # The plain socket under gevent's, for the non-blocking first try of every send;
         # None for TLS, whose records only gevent's SSL socket can write.
@@ -292,9 +293,8 @@ class WebSocketConnection(EventEmitter):
         """Write ``frames`` without making the caller wait for this peer: what the kernel does
         not take at once is written by a greenlet of its own, which holds the write lock until
         done, so later sends still follow in order."""
-        lock = self._write_lock
         raw = self._raw_socket
-        if raw is None or lock.locked():
+        if raw is None or self._write_in_progress():
             # TLS, or another send in progress: queue behind it, off the caller.
             gevent.spawn(self._write_quietly, frames)
             return
@@ -307,11 +307,12 @@ class WebSocketConnection(EventEmitter):
             return  # the reader sees the failure
         if sent == len(frames):
             return
+        lock = self._lock_for_writing()
         lock.acquire()  # free (see above): returns at once
-        gevent.spawn(self._finish_write, memoryview(frames)[sent:])
+        gevent.spawn(self._finish_write, memoryview(frames)[sent:], lock)
 
-    def _finish_write(self, rest: memoryview) -> None:
-        """The rest of a broadcast write, with the write lock already held."""
+    def _finish_write(self, rest: memoryview, lock: Semaphore) -> None:
+        """The rest of a background write, with the write lock already held."""
         try:
             with gevent.Timeout(self._send_timeout, _SendTimedOutError):
                 self.socket.sendall(rest)
@@ -320,7 +321,20 @@ class WebSocketConnection(EventEmitter):
         except OSError:
             pass
         finally:
-            self._write_lock.release()
+            lock.release()
+
+    def _write_in_progress(self) -> bool:
+        """True while a write waits for room in the socket (others must queue behind it)."""
+        lock = self._write_lock
+        return lock is not None and lock.locked()
+
+    def _lock_for_writing(self) -> Semaphore:
+        """The write lock, made on first need (no switch happens in between, so only one
+        is ever made)."""
+        lock = self._write_lock
+        if lock is None:
+            lock = self._write_lock = Semaphore()
+        return lock
 
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state != OPEN:
@@ -360,16 +374,16 @@ class WebSocketConnection(EventEmitter):
         waits for room, at most ``send_timeout`` (then :class:`_SendTimedOutError`).
         """
         raw = self._raw_socket
-        lock = self._write_lock
         rest: bytes | memoryview = data
-        if raw is not None and not lock.locked():
+        lock = self._write_lock  # (_write_in_progress() inlined: this is every send)
+        if raw is not None and (lock is None or not lock.locked()):
             # No other write in progress, and a non-blocking send cannot be interrupted:
             # the lock is needed only if the socket does not take it all.
             rest = _unsent(raw, data)
             if not rest:
                 return
             raw = None
-        with lock:
+        with self._lock_for_writing():
             if raw is not None:
                 rest = _unsent(raw, data)
                 if not rest:
