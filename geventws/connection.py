@@ -678,18 +678,10 @@ class WebSocketConnection(EventEmitter):
             event_type = type(event)
             if event_type is MessageReceived:
                 data = event.data
-                # The common case first, without _deliver's checks: this is the reader
-                # (a move to another greenlet raises out of this loop).
-                if (
-                    not self._dispatch_busy
-                    and len(data) <= _INLINE_MAX_SIZE
-                    and self._listeners.get("message")
-                ):
-                    self._emit_inline("message", (data,))
-                else:
-                    self._deliver("message", data)
+                self._hand_over("message", data, len(data))
             elif event_type is FrameReceived:
-                self._deliver("frame", event.frame)
+                frame = event.frame
+                self._hand_over("frame", frame, len(frame.payload))
             elif event_type is PingReceived:
                 if self._listeners.get("ping"):
                     self._deliver("ping", event.payload)
@@ -710,6 +702,16 @@ class WebSocketConnection(EventEmitter):
         if watch is not None:  # the listeners of this chunk all returned without blocking
             self._inline_watch = None
             watch.stop()
+
+    def _hand_over(self, event: str, item: Any, size: int) -> None:
+        """A received message or frame: to its listeners right here in the reader when
+        nothing waits for delivery before it and it is at most ``_INLINE_MAX_SIZE``; else
+        through :meth:`_deliver`. (Called by the reader only: a move of the reading to
+        another greenlet raises out of the loop that calls this.)"""
+        if not self._dispatch_busy and size <= _INLINE_MAX_SIZE and self._listeners.get(event):
+            self._emit_inline(event, (item,))
+        else:
+            self._deliver(event, item)
 
     def _let_listeners_catch_up(self) -> None:
         """Before the peer's Close or a protocol error ends the connection, let the listeners
@@ -832,21 +834,17 @@ class WebSocketConnection(EventEmitter):
     # ------------------------------------------------------------------ delivering
 
     def _deliver(self, event: str, *args: Any) -> None:
-        """Give an event to the application: at once, in the reader, when nothing is waiting
-        for delivery before it; else queued for the dispatcher greenlet, pausing the reader
-        when the application lags."""
+        """Queue an event for the dispatcher greenlet, pausing the reader when the application
+        lags; a message no listener wants, with nothing queued before it, goes straight to
+        :meth:`receive`."""
         if (
-            not self._dispatch_busy
-            and (event == "message" or event == "frame")
+            event == "message"
+            and not self._dispatch_busy
+            and not self._listeners.get("message")
             and getcurrent() is self._reader
         ):
-            if not self._listeners.get(event):
-                if event == "message":
-                    self._keep_for_receive(args[0])
-                    return
-            elif len(args[0] if event == "message" else args[0].payload) <= _INLINE_MAX_SIZE:
-                self._emit_inline(event, args)
-                return
+            self._keep_for_receive(args[0])
+            return
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()

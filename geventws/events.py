@@ -108,23 +108,20 @@ class EventEmitter:
         listeners = self._listeners.get(event)
         if not listeners:
             return False
-        if len(listeners) == 1:  # the common case, without copying the list
-            listener = listeners[0]
-            try:
-                listener(*args)
-            except Exception:
-                logger.exception("%r listener %r of %r raised", event, listener, self)
-            return True
-        self.emit_counting_failures(event, *args)
+        self._call_listeners(event, listeners, args)
         return True
 
     def emit_counting_failures(self, event: str, *args: Any) -> int:
         """Like :meth:`emit`, but return how many listeners raised."""
         listeners = self._listeners.get(event)
-        if not listeners:
-            return 0
+        return self._call_listeners(event, listeners, args) if listeners else 0
+
+    def _call_listeners(self, event: str, listeners: list[Listener], args: tuple[Any, ...]) -> int:
+        """Call each of ``listeners`` (as they were at the start: one added or removed by a
+        listener takes effect from the next emit) with ``args``; count those that raised."""
         failures = 0
-        for listener in tuple(listeners):
+        # One listener is the common case: no copy of the list for it.
+        for listener in (listeners[0],) if len(listeners) == 1 else tuple(listeners):
             try:
                 listener(*args)
             except Exception:

@@ -240,6 +240,13 @@ class RawClient:
                     return received
                 received += chunk
 
+    def close_handshake(self, code: int = 1000) -> None:
+        """Close from the client: send Close ``code``, expect the server's Close with the same
+        code, then the server's FIN with nothing before it."""
+        self.send_close(code)
+        assert self.read_until_close().close_code == code
+        assert self.expect_eof() == b""
+
     def shutdown_write(self) -> None:
         """Half-close: send FIN."""
         self.sock.shutdown(socket.SHUT_WR)

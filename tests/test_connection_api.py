@@ -46,9 +46,7 @@ def unsent_bytes(sock: Any) -> int:
 
 
 def close_from_client(client: RawClient, code: int = 1000) -> None:
-    client.send_close(code)
-    assert client.read_until_close().close_code == code
-    assert client.expect_eof() == b""
+    client.close_handshake(code)
 
 
 # ------------------------------------------------------------------ attributes

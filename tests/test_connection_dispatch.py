@@ -83,9 +83,7 @@ def test_a_blocked_listener_does_not_stop_reading_and_later_messages_keep_their_
         # The greenlet that blocked now delivers the events; a quick listener runs there.
         client.send_text("later")
         assert client.read_message() == "later"
-        client.send_close(1000)
-        assert client.read_until_close().close_code == 1000
-        client.expect_eof()
+        client.close_handshake()
     ((_, closed, code, _),) = served.wait_for_event("close")
     assert (closed, code) == (connection, 1000)
 
@@ -106,9 +104,7 @@ def test_the_rest_of_a_chunk_is_read_on_after_its_listener_blocks(serve):
         assert (frame.opcode, frame.payload) == (Opcode.PONG, b"p")
         release.set()
         assert [client.read_message(), client.read_message()] == ["block", "next"]
-        client.send_close(1000)
-        assert client.read_until_close().close_code == 1000
-        client.expect_eof()
+        client.close_handshake()
     served.wait_for_event("close")
 
 
@@ -128,9 +124,7 @@ def test_a_listener_blocked_twice_still_ends_with_one_close_event_and_no_leak(se
         client.send_text("quick")
         releases["block1"].set()
         assert [client.read_message(), client.read_message()] == ["block1", "quick"]
-        client.send_close(1000)
-        assert client.read_until_close().close_code == 1000
-        client.expect_eof()
+        client.close_handshake()
     assert len(served.wait_for_event("close")) == 1
 
 
@@ -281,9 +275,7 @@ def test_many_connections_whose_listeners_block_now_and_then_lose_and_reorder_no
                 )
             )
             echoes = [client.read_message() for _ in range(messages)]
-            client.send_close(1000)
-            assert client.read_until_close().close_code == 1000
-            client.expect_eof()
+            client.close_handshake()
             return echoes
 
     clients = [gevent.spawn(one_client, number) for number in range(connections)]
