@@ -38,7 +38,7 @@ from .close_codes import CloseCode, describe
 from .errors import ConnectionClosedError
 from .events import EventEmitter
 from .extensions import Extension
-from .frames import Frame, Opcode
+from .frames import OP_BINARY, OP_PING, OP_PONG, OP_TEXT, Frame
 from .options import ServerOptions
 from .protocol import (
     CloseReceived,
@@ -266,9 +266,9 @@ class WebSocketConnection(EventEmitter):
         type and :class:`~geventws.errors.ConnectionClosedError` once the connection closes.
         """
         if isinstance(data, str):
-            self._send_message(Opcode.TEXT, data.encode("utf-8"))
+            self._send_message(OP_TEXT, data.encode("utf-8"))
         elif isinstance(data, bytes | bytearray | memoryview):
-            self._send_message(Opcode.BINARY, data)
+            self._send_message(OP_BINARY, data)
         else:
             raise TypeError(
                 f"send() takes str (text) or bytes-like (binary) data, got {type(data).__name__}: "
@@ -279,7 +279,7 @@ class WebSocketConnection(EventEmitter):
         """Send ``data`` as a text message, fragmented as the options say."""
         if not isinstance(data, str):
             raise TypeError(f"send_utf() takes str, got {type(data).__name__}: {data!r:.80}")
-        self._send_message(Opcode.TEXT, data.encode("utf-8"))
+        self._send_message(OP_TEXT, data.encode("utf-8"))
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as a binary message, fragmented as the options say."""
@@ -287,7 +287,7 @@ class WebSocketConnection(EventEmitter):
             raise TypeError(
                 f"send_bytes() takes bytes-like data, got {type(data).__name__}: {data!r:.80}"
             )
-        self._send_message(Opcode.BINARY, data)
+        self._send_message(OP_BINARY, data)
 
     def _write_in_background(self, frames: bytes) -> None:
         """Write ``frames`` without making the caller wait for this peer: what the kernel does
@@ -343,11 +343,11 @@ class WebSocketConnection(EventEmitter):
 
     def ping(self, data: str | bytes = b"") -> None:
         """Send a Ping with ``data`` (at most 125 bytes, else ``ValueError``)."""
-        self._send_control(Opcode.PING, data)
+        self._send_control(OP_PING, data)
 
     def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited Pong with ``data`` (at most 125 bytes, else ``ValueError``)."""
-        self._send_control(Opcode.PONG, data)
+        self._send_control(OP_PONG, data)
 
     def _send_control(self, opcode: int, data: str | bytes) -> None:
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -540,7 +540,7 @@ class WebSocketConnection(EventEmitter):
         if self.state != OPEN:
             return
         self._ping_sent_at = time.monotonic()
-        if not self._write_quietly(self._protocol.encode_control(Opcode.PING)):
+        if not self._write_quietly(self._protocol.encode_control(OP_PING)):
             return  # the reader sees the broken socket
         if self.options.drop_connection_on_keepalive_timeout:
             self._arm_keepalive(
@@ -686,7 +686,7 @@ class WebSocketConnection(EventEmitter):
                 if self._listeners.get("ping"):
                     self._deliver("ping", event.payload)
                 elif self.state == OPEN:
-                    pong = self._protocol.encode_control(Opcode.PONG, event.payload)
+                    pong = self._protocol.encode_control(OP_PONG, event.payload)
                     self._write_quietly(pong)
             elif event_type is PongReceived:
                 if self._listeners.get("pong"):
@@ -1018,7 +1018,7 @@ class WebSocketConnection(EventEmitter):
 
         self.emit("ping", cancel, payload)
         if not cancelled and self.state == OPEN:
-            self._write_quietly(self._protocol.encode_control(Opcode.PONG, payload))
+            self._write_quietly(self._protocol.encode_control(OP_PONG, payload))
 
     def _listener_added(self, event: str) -> None:
         if event == "message" and self._received:

@@ -22,8 +22,12 @@ from .errors import ProtocolError
 from .extensions import Extension
 from .frames import (
     MAX_CONTROL_PAYLOAD,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
     Frame,
-    Opcode,
     encode_close_payload,
     encode_frame,
     encode_message,
@@ -48,6 +52,13 @@ class State(Enum):
     CLOSING = "closing"
     #: Both Close frames were exchanged, or the connection was failed: read nothing more.
     CLOSED = "closed"
+
+
+# The states as module globals: reading an Enum member through its class costs a descriptor
+# call on CPython 3.11 (see frames.OP_TEXT).
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
 
 
 @dataclass(slots=True)
@@ -166,7 +177,7 @@ class WebSocketProtocol:
         self._rsv_allowed = 0
         for extension in self.extensions:
             self._rsv_allowed |= extension.rsv_mask
-        self.state = State.OPEN
+        self.state = _OPEN
         self._buffer = bytearray()
         # The frame whose header has been read and whose payload is awaited.
         self._frame_length = _NO_FRAME
@@ -196,7 +207,7 @@ class WebSocketProtocol:
         ignored.
         """
         events: list[Event] = []
-        if self.state is State.CLOSED or not data:
+        if self.state is _CLOSED or not data:
             return events
         buffer: bytes | bytearray
         if self._buffer:
@@ -249,11 +260,11 @@ class WebSocketProtocol:
                 position += length
                 self._frame_length = _NO_FRAME
                 self._complete_frame(payload, events)
-                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]
+                if self.state is _CLOSED:
                     self._buffer = bytearray()
                     return events
         except ProtocolError as error:
-            our_close_sent = self.state is State.CLOSING
+            our_close_sent = self.state is _CLOSING
             close_frame = self.fail(error.code, error.reason)
             # RFC 6455 7.1.7: a Close is sent only if the closing handshake has not started.
             events.append(
@@ -305,7 +316,7 @@ class WebSocketProtocol:
             )
         if opcode >= 0x8:
             return
-        if opcode == Opcode.CONTINUATION:
+        if opcode == OP_CONTINUATION:
             if self._message_opcode == _NO_FRAME:
                 raise ProtocolError(CloseCode.PROTOCOL_ERROR, "Unexpected Continuation Frame")
             if rsv:
@@ -319,7 +330,7 @@ class WebSocketProtocol:
                 f"Illegal frame opcode 0x{opcode:x} received in middle of fragmented message.",
             )
         if self.assemble_fragments and self._message_extension is None and not rsv:
-            size = (self._message_size if opcode == Opcode.CONTINUATION else 0) + length
+            size = (self._message_size if opcode == OP_CONTINUATION else 0) + length
             if size > self.max_message_size:
                 raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "Maximum message size exceeded.")
 
@@ -328,11 +339,11 @@ class WebSocketProtocol:
         opcode = self._frame_first & _OPCODE
         if self._frame_first & _RSV_BITS:
             return False
-        if opcode == Opcode.TEXT:
+        if opcode == OP_TEXT:
             return True
         return (
-            opcode == Opcode.CONTINUATION
-            and self._message_opcode == Opcode.TEXT
+            opcode == OP_CONTINUATION
+            and self._message_opcode == OP_TEXT
             and self._message_extension is None
         )
 
@@ -343,8 +354,8 @@ class WebSocketProtocol:
             return
         if self._decoder is None:
             self._decoder = _Utf8Decoder()
-            if self._frame_first & _OPCODE == Opcode.TEXT:
-                self._start_message(Opcode.TEXT, None)
+            if self._frame_first & _OPCODE == OP_TEXT:
+                self._start_message(OP_TEXT, None)
         piece = buffer[start + checked : end]
         if self._frame_mask is not None:
             piece = apply_mask(piece, self._frame_mask, checked)
@@ -371,9 +382,9 @@ class WebSocketProtocol:
             payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
             if not self.assemble_fragments:
                 events.append(FrameReceived(self._frame(first, payload, mask)))
-            if opcode == Opcode.PING:
+            if opcode == OP_PING:
                 events.append(PingReceived(payload))
-            elif opcode == Opcode.PONG:
+            elif opcode == OP_PONG:
                 events.append(PongReceived(payload))
             else:
                 self._receive_close(payload, events)
@@ -381,7 +392,7 @@ class WebSocketProtocol:
 
         checked = self._frame_checked
         rsv = first & _RSV_BITS
-        if opcode != Opcode.CONTINUATION:
+        if opcode != OP_CONTINUATION:
             if fin and not checked and not rsv:
                 self._single_frame_message(opcode, raw, mask, first, events)
                 return
@@ -409,7 +420,7 @@ class WebSocketProtocol:
                     tail = apply_mask(tail, mask, checked)
                 payload = b""
 
-        if self._message_opcode == Opcode.TEXT:
+        if self._message_opcode == OP_TEXT:
             if self._decoder is None:
                 self._decoder = _Utf8Decoder()
             try:
@@ -427,7 +438,7 @@ class WebSocketProtocol:
 
         if fin:
             data = self._message_data
-            is_text = self._message_opcode == Opcode.TEXT
+            is_text = self._message_opcode == OP_TEXT
             self._message_opcode = _NO_FRAME
             self._message_data = bytearray()
             self._message_size = 0
@@ -436,7 +447,7 @@ class WebSocketProtocol:
             if self.assemble_fragments:
                 # Text was validated piece by piece; decoding it whole cannot fail.
                 events.append(MessageReceived(data.decode("utf-8") if is_text else bytes(data)))
-            elif opcode != Opcode.CONTINUATION:
+            elif opcode != OP_CONTINUATION:
                 # A single-frame message whose payload arrived in pieces (or went through an
                 # extension): a message too, as when it arrives at once. Already UTF-8 checked.
                 whole = bytes(payload if extension is None else tail)
@@ -453,7 +464,7 @@ class WebSocketProtocol:
         """The common case: a whole, unencoded message in one frame that arrived at once."""
         payload = apply_mask(raw, mask) if mask is not None else bytes(raw)
         data: str | bytes = payload
-        if opcode == Opcode.TEXT:
+        if opcode == OP_TEXT:
             try:
                 data = payload.decode("utf-8")
             except UnicodeDecodeError:
@@ -474,7 +485,7 @@ class WebSocketProtocol:
     def _frame(first: int, payload: bytes, mask: bytes | None) -> Frame:
         opcode = first & _OPCODE
         close_status = -1
-        if opcode == Opcode.CLOSE and len(payload) >= 2:
+        if opcode == OP_CLOSE and len(payload) >= 2:
             close_status = (payload[0] << 8) | payload[1]
             payload = payload[2:]
         return Frame(
@@ -505,9 +516,9 @@ class WebSocketProtocol:
             reason = describe(code) or ""
             reply_payload = b""
         reply = None
-        if self.state is State.OPEN:
-            reply = encode_frame(_FIN | Opcode.CLOSE, reply_payload)
-        self.state = State.CLOSED
+        if self.state is _OPEN:
+            reply = encode_frame(_FIN | OP_CLOSE, reply_payload)
+        self.state = _CLOSED
         events.append(CloseReceived(int(code), reason, reply))
 
     # ------------------------------------------------------------------- sending
@@ -556,9 +567,9 @@ class WebSocketProtocol:
         Raises ``ValueError`` for a code or reason that may not be sent.
         """
         payload = self.check_close(code, reason)
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
-        return encode_frame(_FIN | Opcode.CLOSE, payload)
+        if self.state is _OPEN:
+            self.state = _CLOSING
+        return encode_frame(_FIN | OP_CLOSE, payload)
 
     def fail(self, code: int, reason: str) -> bytes:
         """Fail the connection (RFC 6455 7.1.7): return the Close frame to send; state CLOSED.
@@ -568,6 +579,6 @@ class WebSocketProtocol:
         encoded = reason.encode("utf-8")
         if len(encoded) > MAX_CLOSE_REASON_BYTES:
             encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._buffer = bytearray()
-        return encode_frame(_FIN | Opcode.CLOSE, encode_close_payload(code, encoded))
+        return encode_frame(_FIN | OP_CLOSE, encode_close_payload(code, encoded))
