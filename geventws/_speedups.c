@@ -1,10 +1,30 @@
-/* Optional C accelerator for geventws.masking.apply_mask: XOR with a 4-byte key, 8 bytes at a
- * time. The pure-Python path in masking.py stays the reference and is used when this module
- * did not build. */
+/* Optional C accelerator for geventws (built when a compiler is there; the pure-Python code
+ * stays the reference and is used where this module did not build):
+ *
+ * - apply_mask: the XOR masking of masking.python_apply_mask, 8 bytes at a time;
+ * - scan_messages: the common case of WebSocketProtocol.receive, whole single-frame messages,
+ *   in one call; anything else is left to the Python parser. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+/* out = in XOR key, as if in started `offset` bytes into the masked payload. */
+static void xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
+                     const unsigned char *key, Py_ssize_t offset) {
+    unsigned char rotated[8];
+    for (int i = 0; i < 8; i++) rotated[i] = key[(i + offset) & 3];
+    uint64_t key64;
+    memcpy(&key64, rotated, 8);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t chunk;
+        memcpy(&chunk, in + i, 8);
+        chunk ^= key64;
+        memcpy(out + i, &chunk, 8);
+    }
+    for (; i < n; i++) out[i] = in[i] ^ rotated[i & 7];
+}
 
 static PyObject *apply_mask(PyObject *self, PyObject *args) {
     Py_buffer data, mask;
@@ -17,37 +37,118 @@ static PyObject *apply_mask(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, data.len);
-    if (result == NULL) {
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&mask);
-        return NULL;
+    if (result != NULL) {
+        xor_mask(data.buf, (unsigned char *)PyBytes_AS_STRING(result), data.len, mask.buf,
+                 offset);
     }
-    const unsigned char *in = data.buf;
-    const unsigned char *key = mask.buf;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    unsigned char rotated[8];
-    for (int i = 0; i < 8; i++) rotated[i] = key[(i + offset) & 3];
-    uint64_t key64;
-    memcpy(&key64, rotated, 8);
-    Py_ssize_t i = 0, n = data.len;
-    Py_BEGIN_ALLOW_THREADS
-    for (; i + 8 <= n; i += 8) {
-        uint64_t chunk;
-        memcpy(&chunk, in + i, 8);
-        chunk ^= key64;
-        memcpy(out + i, &chunk, 8);
-    }
-    for (; i < n; i++) out[i] = in[i] ^ rotated[i & 7];
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
     return result;
+}
+
+/* Text payloads up to this size are unmasked on the stack before decoding. */
+#define STACK_TEXT 1024
+
+/* The payload of one text frame, unmasked and decoded; NULL with no error set if it is not
+ * valid UTF-8 (the Python parser then fails the connection with its own 1007). */
+static PyObject *decode_text(const unsigned char *masked, Py_ssize_t length,
+                             const unsigned char *key) {
+    unsigned char on_stack[STACK_TEXT];
+    unsigned char *plain = on_stack;
+    if (length > STACK_TEXT) {
+        plain = PyMem_Malloc(length);
+        if (plain == NULL) return PyErr_NoMemory();
+    }
+    xor_mask(masked, plain, length, key, 0);
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)plain, length, "strict");
+    if (plain != on_stack) PyMem_Free(plain);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) PyErr_Clear();
+    return text;
+}
+
+/* scan_messages(buffer, position, limit, events, message_type) -> int
+ *
+ * Takes, from buffer[position:], each frame that is a whole message in the common form:
+ * FIN set, no RSV bit, opcode text (1) or binary (2), masked, a payload of at most `limit`
+ * bytes that is all in the buffer and, for text, valid UTF-8. For each it appends
+ * message_type(payload) to `events`: bytes for binary, str for text, unmasked. It stops at
+ * the first frame of any other kind or not yet complete, and returns that frame's position,
+ * so the Python parser goes on from there with all its checks and errors. */
+static PyObject *scan_messages(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t position, limit;
+    PyObject *events, *message_type;
+    if (!PyArg_ParseTuple(args, "y*nnO!O", &view, &position, &limit, &PyList_Type, &events,
+                          &message_type))
+        return NULL;
+    const unsigned char *buffer = view.buf;
+    Py_ssize_t end = view.len;
+    if (position < 0 || position > end) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "position %zd is outside the buffer of %zd bytes",
+                     position, end);
+        return NULL;
+    }
+    int failed = 0;
+    while (end - position >= 6) { /* the smallest masked frame: 2 header + 4 mask bytes */
+        unsigned char first = buffer[position], second = buffer[position + 1];
+        int opcode = first & 0x0F;
+        if ((first & 0xF0) != 0x80 || (opcode != 1 && opcode != 2) || !(second & 0x80)) break;
+        uint64_t length = second & 0x7F;
+        Py_ssize_t header = 6;
+        if (length == 126) {
+            header = 8;
+            if (end - position < header) break;
+            length = ((uint64_t)buffer[position + 2] << 8) | buffer[position + 3];
+        } else if (length == 127) {
+            header = 14;
+            if (end - position < header) break;
+            length = 0;
+            for (int i = 2; i < 10; i++) length = (length << 8) | buffer[position + i];
+        }
+        if (length > (uint64_t)limit || (uint64_t)(end - position - header) < length) break;
+        const unsigned char *key = buffer + position + header - 4;
+        const unsigned char *masked = key + 4;
+        PyObject *payload;
+        if (opcode == 1) {
+            payload = decode_text(masked, (Py_ssize_t)length, key);
+            if (payload == NULL) {
+                failed = PyErr_Occurred() != NULL;
+                break;
+            }
+        } else {
+            payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+            if (payload == NULL) {
+                failed = 1;
+                break;
+            }
+            xor_mask(masked, (unsigned char *)PyBytes_AS_STRING(payload), (Py_ssize_t)length,
+                     key, 0);
+        }
+        PyObject *event = PyObject_CallOneArg(message_type, payload);
+        Py_DECREF(payload);
+        if (event == NULL || PyList_Append(events, event) < 0) {
+            Py_XDECREF(event);
+            failed = 1;
+            break;
+        }
+        Py_DECREF(event);
+        position += header + (Py_ssize_t)length;
+    }
+    PyBuffer_Release(&view);
+    if (failed) return NULL;
+    return PyLong_FromSsize_t(position);
 }
 
 static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask, offset=0) -> bytes: data XORed with the 4-byte mask, as if it "
      "started offset bytes into the masked payload."},
+    {"scan_messages", scan_messages, METH_VARARGS,
+     "scan_messages(buffer, position, limit, events, message_type) -> int: append "
+     "message_type(payload) to events for each whole, masked, single-frame text or binary "
+     "message (at most limit bytes, text valid UTF-8) from buffer[position:]; return the "
+     "position of the first frame not taken."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -339,7 +339,22 @@ class WebSocketConnection(EventEmitter):
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state != OPEN:
             raise ConnectionClosedError(self.close_reason_code, self.close_description)
-        self._write(self._protocol.encode_data(opcode, payload))
+        data = self._protocol.encode_data(opcode, payload)
+        # The common case of _write inlined (this runs for every message sent): no write in
+        # progress and a socket that takes the frames at once.
+        raw = self._raw_socket
+        lock = self._write_lock
+        if raw is not None and (lock is None or not lock.locked()):
+            try:
+                sent = raw.send(data)
+            except OSError:  # no room, or a failure: _write waits, or reports it
+                sent = 0
+            if sent == len(data):
+                return
+            if sent:
+                self._write(memoryview(data)[sent:])
+                return
+        self._write(data)
 
     def ping(self, data: str | bytes = b"") -> None:
         """Send a Ping with ``data`` (at most 125 bytes, else ``ValueError``)."""
@@ -367,7 +382,7 @@ class WebSocketConnection(EventEmitter):
             raise ConnectionClosedError(self.close_reason_code, self.close_description)
         self._write(frame.to_bytes(mask=None) if not frame.masked else frame.to_bytes())
 
-    def _send_all(self, data: bytes) -> None:
+    def _send_all(self, data: bytes | memoryview) -> None:
         """Write ``data`` whole, under the write lock so concurrent senders never interleave.
 
         The common case, a socket with room, is one non-blocking ``send``; otherwise gevent
@@ -391,7 +406,7 @@ class WebSocketConnection(EventEmitter):
             with gevent.Timeout(self._send_timeout, _SendTimedOutError):
                 self.socket.sendall(rest)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         """Write ``data``; on failure close the connection and raise ConnectionClosedError."""
         try:
             self._send_all(data)
@@ -1086,7 +1101,7 @@ class WebSocketConnection(EventEmitter):
         return bool(self._done.wait(timeout))
 
 
-def _unsent(raw: socket.socket, data: bytes) -> bytes | memoryview:
+def _unsent(raw: socket.socket, data: bytes | memoryview) -> bytes | memoryview:
     """Send what the non-blocking ``raw`` socket takes of ``data`` now; return the rest
     (empty when it took everything)."""
     try:

@@ -7,8 +7,9 @@ integers and XORed in one operation, which CPython does word by word. Both give 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+
+from .accelerator import accelerated
 
 
 def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int = 0) -> bytes:
@@ -29,15 +30,6 @@ def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset:
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
 
 
-def _load_accelerated() -> Callable[..., bytes] | None:
-    try:
-        speedups = importlib.import_module("geventws._speedups")
-    except ImportError:
-        return None
-    function: Callable[..., bytes] = speedups.apply_mask
-    return function
-
-
 #: The C masker, or None where it did not build.
-accelerated_apply_mask = _load_accelerated()
+accelerated_apply_mask: Callable[..., bytes] | None = accelerated("apply_mask")
 apply_mask: Callable[..., bytes] = accelerated_apply_mask or python_apply_mask

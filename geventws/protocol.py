@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import codecs
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from .accelerator import accelerated
 from .close_codes import MAX_CLOSE_REASON_BYTES, CloseCode, describe, is_valid_code
 from .errors import ProtocolError
 from .extensions import Extension
@@ -41,6 +42,11 @@ _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 _NO_FRAME = -1
 _INVALID_UTF8 = "Invalid UTF-8 Data Received"
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+#: The C scanner of whole single-frame messages (``scan_messages`` in ``geventws._speedups``),
+#: or None where it did not build. ``WebSocketProtocol`` reads it when made: setting it to None
+#: makes new protocols parse every frame in Python, the reference the scanner is tested against.
+accelerated_scan_messages: Callable[..., int] | None = accelerated("scan_messages")
 
 
 class State(Enum):
@@ -149,6 +155,7 @@ class WebSocketProtocol:
         "_message_opcode",
         "_message_size",
         "_rsv_allowed",
+        "_scan_messages",
         "assemble_fragments",
         "extensions",
         "fragment_size",
@@ -178,6 +185,7 @@ class WebSocketProtocol:
         for extension in self.extensions:
             self._rsv_allowed |= extension.rsv_mask
         self.state = _OPEN
+        self._scan_messages = accelerated_scan_messages
         self._buffer = bytearray()
         # The frame whose header has been read and whose payload is awaited.
         self._frame_length = _NO_FRAME
@@ -217,10 +225,16 @@ class WebSocketProtocol:
             buffer = data
         end = len(buffer)
         position = 0
+        # Whole single-frame messages, the common case, are taken in C; it stops at the first
+        # frame of another kind (or incomplete, or invalid), which the code below then parses.
+        scan = self._scan_messages if self.assemble_fragments else None
+        limit = min(self.max_frame_size, self.max_message_size)
         try:
             while True:
                 length = self._frame_length
                 if length == _NO_FRAME:
+                    if scan is not None and self._message_opcode == _NO_FRAME:
+                        position = scan(buffer, position, limit, events, MessageReceived)
                     if end - position < 2:
                         break
                     first = buffer[position]

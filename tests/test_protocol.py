@@ -25,6 +25,7 @@ from protocol_helpers import (
     server_close,
 )
 
+from geventws import protocol as protocol_module
 from geventws.errors import ProtocolError
 from geventws.extensions import RSV1, Extension
 from geventws.frames import Frame, Opcode, encode_frame
@@ -39,6 +40,17 @@ from geventws.protocol import (
     State,
     WebSocketProtocol,
 )
+
+
+@pytest.fixture(autouse=True, scope="module", params=["C scanner", "pure Python"])
+def parser(request: pytest.FixtureRequest):
+    """Every test here runs twice: with the C scanner of whole messages (where built) and with
+    the pure-Python parser alone, which both must match byte for byte."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "pure Python":
+            patch.setattr(protocol_module, "accelerated_scan_messages", None)
+        yield request.param
+
 
 INVALID_UTF8 = "Invalid UTF-8 Data Received"
 RSV_REASON = "Unsupported usage of rsv bits without negotiated extension."
