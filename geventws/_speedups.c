@@ -3,7 +3,8 @@
  *
  * - apply_mask: the XOR masking of masking.python_apply_mask, 8 bytes at a time;
  * - scan_messages: the common case of WebSocketProtocol.receive, whole single-frame messages,
- *   in one call; anything else is left to the Python parser. */
+ *   in one call; anything else is left to the Python parser;
+ * - encode_message: frames.python_encode_message, the payload copied once. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -140,6 +141,80 @@ static PyObject *scan_messages(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(position);
 }
 
+/* Write a frame header (no mask) at out; return its size. */
+static Py_ssize_t write_header(unsigned char *out, unsigned char first, Py_ssize_t length) {
+    out[0] = first;
+    if (length <= 125) {
+        out[1] = (unsigned char)length;
+        return 2;
+    }
+    if (length <= 0xFFFF) {
+        out[1] = 126;
+        out[2] = (unsigned char)(length >> 8);
+        out[3] = (unsigned char)length;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++) out[2 + i] = (unsigned char)((uint64_t)length >> (56 - 8 * i));
+    return 10;
+}
+
+static Py_ssize_t header_size(Py_ssize_t length) {
+    return length <= 125 ? 2 : length <= 0xFFFF ? 4 : 10;
+}
+
+/* encode_message(opcode, payload, fragment_size) -> bytes
+ *
+ * The unmasked frames of one data message: a single frame with FIN when fragment_size is None
+ * or the payload fits in it; else frames of fragment_size bytes (the last shorter), the first
+ * with `opcode` (which may carry RSV bits), the others continuations, only the last with FIN. */
+static PyObject *encode_message(PyObject *self, PyObject *args) {
+    int opcode;
+    Py_buffer payload;
+    PyObject *fragment_arg;
+    if (!PyArg_ParseTuple(args, "iy*O", &opcode, &payload, &fragment_arg)) return NULL;
+    if (opcode < 0 || opcode > 0x7F) {
+        PyBuffer_Release(&payload);
+        return PyErr_Format(PyExc_ValueError, "opcode with RSV bits must be 0-0x7f, got %d",
+                            opcode);
+    }
+    Py_ssize_t size = payload.len, fragment = size;
+    if (fragment_arg != Py_None) {
+        fragment = PyLong_AsSsize_t(fragment_arg);
+        if (fragment == -1 && PyErr_Occurred()) {
+            PyBuffer_Release(&payload);
+            return NULL;
+        }
+        if (fragment < 1) {
+            PyBuffer_Release(&payload);
+            return PyErr_Format(PyExc_ValueError, "fragment_size must be at least 1, got %zd",
+                                fragment);
+        }
+    }
+    if (size <= fragment) fragment = size > 0 ? size : 1;
+    Py_ssize_t full = size / fragment, rest = size % fragment;
+    Py_ssize_t frames = full + (rest || !size ? 1 : 0);
+    Py_ssize_t total = size + full * header_size(fragment) + (rest || !size ? header_size(rest) : 0);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        PyBuffer_Release(&payload);
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    const unsigned char *in = payload.buf;
+    Py_ssize_t done = 0;
+    for (Py_ssize_t i = 0; i < frames; i++) {
+        Py_ssize_t length = size - done < fragment ? size - done : fragment;
+        unsigned char first = (unsigned char)(i == 0 ? opcode : 0) | (i == frames - 1 ? 0x80 : 0);
+        out += write_header(out, first, length);
+        memcpy(out, in + done, length);
+        out += length;
+        done += length;
+    }
+    PyBuffer_Release(&payload);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask, offset=0) -> bytes: data XORed with the 4-byte mask, as if it "
@@ -149,6 +224,9 @@ static PyMethodDef methods[] = {
      "message_type(payload) to events for each whole, masked, single-frame text or binary "
      "message (at most limit bytes, text valid UTF-8) from buffer[position:]; return the "
      "position of the first frame not taken."},
+    {"encode_message", encode_message, METH_VARARGS,
+     "encode_message(opcode, payload, fragment_size) -> bytes: the unmasked frames of one data "
+     "message, split at fragment_size bytes unless it is None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .accelerator import accelerated
 from .masking import apply_mask
 
 
@@ -118,15 +120,18 @@ def encode_frame(
     return header + payload
 
 
-def encode_message(
+def python_encode_message(
     opcode: int, payload: bytes | bytearray | memoryview, fragment_size: int | None
 ) -> bytes:
     """Return the unmasked frames of one data message, ready for a single write.
 
     With ``fragment_size`` set and a payload longer than it, the message is split into frames
-    of ``fragment_size`` bytes (the last one shorter): the first frame carries ``opcode``, the
-    others are continuations, only the last has FIN. Otherwise one frame with FIN.
+    of ``fragment_size`` bytes (the last one shorter): the first frame carries ``opcode`` (with
+    any RSV bits), the others are continuations, only the last has FIN. Otherwise one frame
+    with FIN. ``ValueError`` for a ``fragment_size`` under 1.
     """
+    if fragment_size is not None and fragment_size < 1:
+        raise ValueError(f"fragment_size must be at least 1, got {fragment_size}")
     size = len(payload)
     if fragment_size is None or size <= fragment_size:
         return encode_frame(_FIN | opcode, payload)
@@ -139,6 +144,12 @@ def encode_message(
         parts.append(encode_frame(fin | first, view[start:end]))
         first = OP_CONTINUATION
     return b"".join(parts)
+
+
+#: The C encoder (one copy of the payload, where :func:`python_encode_message` makes two), or
+#: None where it did not build.
+accelerated_encode_message: Callable[..., bytes] | None = accelerated("encode_message")
+encode_message: Callable[..., bytes] = accelerated_encode_message or python_encode_message
 
 
 def encode_close_payload(code: int | None, reason: bytes = b"") -> bytes:

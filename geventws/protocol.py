@@ -40,6 +40,8 @@ _RSV_BITS = 0x70
 _OPCODE = 0x0F
 _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 _NO_FRAME = -1
+#: Payloads from this size on are handed on as a view of the receive buffer, not a copy.
+_VIEW_FROM = 1024
 _INVALID_UTF8 = "Invalid UTF-8 Data Received"
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -270,10 +272,16 @@ class WebSocketProtocol:
                     if self._is_streamed_text():
                         self._check_partial_text(buffer, position, end)
                     break
-                payload = buffer[position : position + length]
+                start = position
                 position += length
                 self._frame_length = _NO_FRAME
-                self._complete_frame(payload, events)
+                if length < _VIEW_FROM:
+                    self._complete_frame(buffer[start:position], events)
+                else:
+                    # A big payload is read where it lies, not copied out first. The views are
+                    # released on the way out: the buffer is resized below.
+                    with memoryview(buffer) as view, view[start:position] as payload:
+                        self._complete_frame(payload, events)
                 if self.state is _CLOSED:
                     self._buffer = bytearray()
                     return events
@@ -289,7 +297,8 @@ class WebSocketProtocol:
             if position:
                 del self._buffer[:position]
         elif position < end:
-            self._buffer = bytearray(buffer[position:])
+            with memoryview(buffer) as view:
+                self._buffer = bytearray(view[position:])
         return events
 
     def _check_header(self, first: int, masked: bool, length: int) -> None:
@@ -387,7 +396,7 @@ class WebSocketProtocol:
         self._message_data = bytearray()
         self._message_extension = extension
 
-    def _complete_frame(self, raw: bytes | bytearray, events: list[Event]) -> None:
+    def _complete_frame(self, raw: bytes | bytearray | memoryview, events: list[Event]) -> None:
         first = self._frame_first
         opcode = first & _OPCODE
         mask = self._frame_mask
@@ -470,7 +479,7 @@ class WebSocketProtocol:
     def _single_frame_message(
         self,
         opcode: int,
-        raw: bytes | bytearray,
+        raw: bytes | bytearray | memoryview,
         mask: bytes | None,
         first: int,
         events: list[Event],
