@@ -7,6 +7,7 @@
  * - encode_message: frames.python_encode_message, the payload copied once. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -67,6 +68,42 @@ static PyObject *decode_text(const unsigned char *masked, Py_ssize_t length,
     return text;
 }
 
+/* The one-field event type scan_messages makes (protocol.MessageReceived, a slots dataclass
+ * with no __post_init__), and where its instances keep that field: an instance is made by
+ * filling the slot, as its generated __init__ would, without running Python code. Found on
+ * first use; a type whose `data` is not a plain writable slot (or that has a __dict__) is
+ * called instead. */
+static PyObject *slot_type = NULL;
+static Py_ssize_t slot_offset = -1;
+
+static PyObject *new_event(PyObject *type, PyObject *payload) {
+    if (type != slot_type) {
+        PyObject *descriptor = PyObject_GetAttrString(type, "data");
+        if (descriptor == NULL) {
+            PyErr_Clear();
+        }
+        Py_ssize_t offset = -1;
+        if (descriptor != NULL && PyType_Check(type) &&
+            Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY) &&
+                ((PyTypeObject *)type)->tp_dictoffset == 0)
+                offset = member->offset;
+        }
+        Py_XDECREF(descriptor);
+        Py_INCREF(type);
+        Py_XSETREF(slot_type, type);
+        slot_offset = offset;
+    }
+    if (slot_offset < 0) return PyObject_CallOneArg(type, payload);
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *event = tp->tp_alloc(tp, 0);
+    if (event == NULL) return NULL;
+    Py_INCREF(payload);
+    *(PyObject **)((char *)event + slot_offset) = payload;
+    return event;
+}
+
 /* scan_messages(buffer, position, limit, events, message_type) -> int
  *
  * Takes, from buffer[position:], each frame that is a whole message in the common form:
@@ -75,20 +112,28 @@ static PyObject *decode_text(const unsigned char *masked, Py_ssize_t length,
  * message_type(payload) to `events`: bytes for binary, str for text, unmasked. It stops at
  * the first frame of any other kind or not yet complete, and returns that frame's position,
  * so the Python parser goes on from there with all its checks and errors. */
-static PyObject *scan_messages(PyObject *self, PyObject *args) {
+static PyObject *scan_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        return PyErr_Format(PyExc_TypeError, "scan_messages() takes 5 arguments, got %zd",
+                            nargs);
+    }
+    PyObject *events = args[3], *message_type = args[4];
+    if (!PyList_Check(events)) {
+        return PyErr_Format(PyExc_TypeError, "events must be a list, got %.100s",
+                            Py_TYPE(events)->tp_name);
+    }
+    Py_ssize_t position = PyLong_AsSsize_t(args[1]);
+    if (position == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
     Py_buffer view;
-    Py_ssize_t position, limit;
-    PyObject *events, *message_type;
-    if (!PyArg_ParseTuple(args, "y*nnO!O", &view, &position, &limit, &PyList_Type, &events,
-                          &message_type))
-        return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *buffer = view.buf;
     Py_ssize_t end = view.len;
     if (position < 0 || position > end) {
         PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "position %zd is outside the buffer of %zd bytes",
-                     position, end);
-        return NULL;
+        return PyErr_Format(PyExc_ValueError, "position %zd is outside the buffer of %zd bytes",
+                            position, end);
     }
     int failed = 0;
     while (end - position >= 6) { /* the smallest masked frame: 2 header + 4 mask bytes */
@@ -126,7 +171,7 @@ static PyObject *scan_messages(PyObject *self, PyObject *args) {
             xor_mask(masked, (unsigned char *)PyBytes_AS_STRING(payload), (Py_ssize_t)length,
                      key, 0);
         }
-        PyObject *event = PyObject_CallOneArg(message_type, payload);
+        PyObject *event = new_event(message_type, payload);
         Py_DECREF(payload);
         if (event == NULL || PyList_Append(events, event) < 0) {
             Py_XDECREF(event);
@@ -219,7 +264,7 @@ static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask, offset=0) -> bytes: data XORed with the 4-byte mask, as if it "
      "started offset bytes into the masked payload."},
-    {"scan_messages", scan_messages, METH_VARARGS,
+    {"scan_messages", (PyCFunction)(void (*)(void))scan_messages, METH_FASTCALL,
      "scan_messages(buffer, position, limit, events, message_type) -> int: append "
      "message_type(payload) to events for each whole, masked, single-frame text or binary "
      "message (at most limit bytes, text valid UTF-8) from buffer[position:]; return the "

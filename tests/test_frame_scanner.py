@@ -189,3 +189,31 @@ def test_a_protocol_with_the_scanner_matches_the_pure_python_parser(frames, cuts
         assert accelerated.state is reference.state
         assert bytes(accelerated._buffer) == bytes(reference._buffer)
         assert accelerated.inside_frame == reference.inside_frame
+
+
+def test_message_events_are_made_as_their_init_would():
+    # The scanner fills MessageReceived's one slot itself instead of running __init__: that
+    # holds only while the dataclass does nothing more when made.
+    assert MessageReceived.__slots__ == ("data",)
+    assert not hasattr(MessageReceived, "__post_init__")
+    events, _ = scanned(client_frame(OP_TEXT, "x") + client_frame(OP_BINARY, b"y"))
+    assert [type(event) for event in events] == [MessageReceived, MessageReceived]
+    assert events == [MessageReceived("x"), MessageReceived(b"y")]
+
+
+def test_an_event_type_with_an_init_of_its_own_is_called():
+    made: list[object] = []
+
+    class Recorded:
+        def __init__(self, data: object) -> None:
+            made.append(data)
+            self.data = data
+
+    assert scan is not None
+    events: list[object] = []
+    frames = client_frame(OP_TEXT, "a") + client_frame(OP_BINARY, b"b")
+    assert scan(frames, 0, LIMIT, events, Recorded) == len(frames)
+    assert made == ["a", b"b"]
+    assert [event.data for event in events] == ["a", b"b"]  # type: ignore[attr-defined]
+    # Back to the usual type: made without __init__ again, and right.
+    assert scanned(frames)[0] == [MessageReceived("a"), MessageReceived(b"b")]
