@@ -102,6 +102,7 @@ class WebSocketConnection(EventEmitter):
         "_chunk_next",
         "_close_delivered",
         "_close_timer",
+        "_corked",
         "_dispatch_busy",
         "_dispatch_idle",
         "_dispatch_wakes",
@@ -239,6 +240,10 @@ class WebSocketConnection(EventEmitter):
         #: new reader takes over the rest when a listener blocks in the old one.
         self._chunk: list[Any] | None = None
         self._chunk_next = 0
+        #: Frames sent by the listeners of a chunk of several messages, written together once
+        #: the chunk is handled (one system call, not one per message), or as soon as the hub
+        #: runs, or before any other write; None when not gathering.
+        self._corked: list[bytes] | None = None
         # Messages no listener took, for receive().
         self._received: deque[str | bytes] | None = None
         # The gevent Events below are made when first waited on: most connections never
@@ -264,8 +269,11 @@ class WebSocketConnection(EventEmitter):
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send ``data`` as one message: text for ``str``, binary for bytes-like objects.
 
-        Blocks until the frames are handed to the kernel. Raises ``TypeError`` for any other
-        type and :class:`~geventws.errors.ConnectionClosedError` once the connection closes.
+        Blocks until the frames are handed to the kernel; from a listener called for one of
+        several messages that arrived together, they are handed over with the answers to the
+        others once those listeners have run (or as soon as one of them blocks). Raises
+        ``TypeError`` for any other type and :class:`~geventws.errors.ConnectionClosedError`
+        once the connection closes.
         """
         if isinstance(data, str):
             self._send_message(OP_TEXT, data.encode("utf-8"))
@@ -295,6 +303,8 @@ class WebSocketConnection(EventEmitter):
         """Write ``frames`` without making the caller wait for this peer: what the kernel does
         not take at once is written by a greenlet of its own, which holds the write lock until
         done, so later sends still follow in order."""
+        if self._corked:
+            frames = self._take_corked(frames)
         raw = self._raw_socket
         if raw is None or self._write_in_progress():
             # TLS, or another send in progress: queue behind it, off the caller.
@@ -342,6 +352,13 @@ class WebSocketConnection(EventEmitter):
         if self.state != OPEN:
             raise ConnectionClosedError(self.close_reason_code, self.close_description)
         data = self._protocol.encode_data(opcode, payload)
+        corked = self._corked
+        if corked is not None:
+            if self._inline_watch is not None:  # the hub has not run since the chunk began
+                corked.append(data)
+                return
+            self._write(data)  # after the gathered frames
+            return
         # The common case of _write inlined (this runs for every message sent): no write in
         # progress and a socket that takes the frames at once.
         raw = self._raw_socket
@@ -390,6 +407,8 @@ class WebSocketConnection(EventEmitter):
         The common case, a socket with room, is one non-blocking ``send``; otherwise gevent
         waits for room, at most ``send_timeout`` (then :class:`_SendTimedOutError`).
         """
+        if self._corked:
+            data = self._take_corked(data)
         raw = self._raw_socket
         rest: bytes | memoryview = data
         lock = self._write_lock  # (_write_in_progress() inlined: this is every send)
@@ -407,6 +426,20 @@ class WebSocketConnection(EventEmitter):
                     return
             with gevent.Timeout(self._send_timeout, _SendTimedOutError):
                 self.socket.sendall(rest)
+
+    def _take_corked(self, data: bytes | memoryview) -> bytes:
+        """Return the gathered frames followed by ``data``, and stop gathering."""
+        corked = self._corked or []
+        self._corked = None
+        corked.append(bytes(data))
+        return b"".join(corked)
+
+    def _flush_corked(self) -> None:
+        """Write the gathered frames (without waiting for the peer), and stop gathering."""
+        corked = self._corked
+        self._corked = None
+        if corked:
+            self._write_in_background(corked[0] if len(corked) == 1 else b"".join(corked))
 
     def _write(self, data: bytes | memoryview) -> None:
         """Write ``data``; on failure close the connection and raise ConnectionClosedError."""
@@ -689,6 +722,17 @@ class WebSocketConnection(EventEmitter):
 
     def _handle_events(self, events: list[Any], start: int) -> None:
         self._chunk = events
+        if len(events) - start > 1 and self._raw_socket is not None:
+            self._corked = []
+            try:
+                self._handle_chunk(events, start)
+            finally:
+                if self._corked is not None:
+                    self._flush_corked()
+        else:
+            self._handle_chunk(events, start)
+
+    def _handle_chunk(self, events: list[Any], start: int) -> None:
         for index in range(start, len(events)):
             self._chunk_next = index + 1
             event = events[index]
@@ -899,6 +943,8 @@ class WebSocketConnection(EventEmitter):
         (it delivers what comes next once its listener returns) and a new greenlet reads on,
         beginning with the rest of the chunk."""
         self._inline_watch = None
+        if self._corked is not None:  # a listener waits: what was sent before must go out
+            self._flush_corked()
         blocked = self._inline_listener
         if blocked is None or blocked is not self._reader or self._finished:
             return

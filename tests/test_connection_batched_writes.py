@@ -1,0 +1,116 @@
+"""Answers to several messages that arrived together are written together (one system call
+for the chunk, not one per message), and nothing about what the peer sees changes: the order
+of every frame, answers that go out while a listener waits, answers before a Close."""
+
+from __future__ import annotations
+
+from gevent.event import Event
+from rawclient import RawClient, client_frame
+
+from geventws import WebSocketConnection
+from geventws.frames import Opcode
+
+WAIT = 5.0
+
+
+def texts(*names: str) -> bytes:
+    """Masked client text frames, back to back, for one write."""
+    return b"".join(client_frame(Opcode.TEXT, name.encode()) for name in names)
+
+
+def test_answers_to_a_chunk_keep_their_order_around_an_automatic_pong(serve):
+    served = serve()
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts("a", "b") + client_frame(Opcode.PING, b"p") + texts("c", "d"))
+        assert [client.read_message(), client.read_message()] == ["a", "b"]
+        frame = client.read_frame()
+        assert (frame.opcode, frame.payload) == (Opcode.PONG, b"p")
+        assert [client.read_message(), client.read_message()] == ["c", "d"]
+        client.close_handshake()
+    served.wait_for_event("close")
+
+
+def test_a_chunk_of_many_messages_is_answered_whole_and_in_order(serve):
+    served = serve()
+    names = [f"message-{number}" for number in range(200)]
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts(*names))
+        assert [client.read_message() for _ in names] == names
+        client.close_handshake()
+    served.wait_for_event("close")
+
+
+def test_what_a_listener_sent_goes_out_when_it_then_waits(serve):
+    """The listener of the first message answers, then waits until the client has that
+    answer: were the answer held back for the rest of the chunk, neither would ever come."""
+    client_has_it = Event()
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            connection.send(f"answer to {data}")
+            if data == "first":
+                assert client_has_it.wait(WAIT)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts("first", "second"))
+        assert client.read_message() == "answer to first"
+        client_has_it.set()
+        assert client.read_message() == "answer to second"
+        client.close_handshake()
+    served.wait_for_event("close")
+
+
+def test_answers_go_out_before_a_close_or_drop_made_by_a_later_listener(serve):
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            if data == "close":
+                connection.send("closing")
+                connection.close(1000, "done")
+            elif data == "drop":
+                connection.send("dropping")
+                connection.drop(1000, "dropped", skip_close_frame=True)
+            else:
+                connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts("one", "close"))
+        assert [client.read_message(), client.read_message()] == ["one", "closing"]
+        frame = client.read_until_close()
+        assert (frame.close_code, frame.close_reason) == (1000, "done")
+        client.send_close(1000)
+        client.expect_eof()
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts("two", "drop"))
+        assert [client.read_message(), client.read_message()] == ["two", "dropping"]
+        client.expect_eof()  # no Close frame: skipped
+    assert len(served.wait_for_event("close", 2)) == 2
+
+
+def test_a_broadcast_from_a_listener_keeps_its_place_among_the_answers(serve):
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            if data == "everyone":
+                served.ws.broadcast("to all")
+            else:
+                connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(texts("before", "everyone", "after"))
+        assert [client.read_message() for _ in range(3)] == ["before", "to all", "after"]
+        client.close_handshake()
+    served.wait_for_event("close")
