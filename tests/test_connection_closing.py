@@ -396,6 +396,23 @@ def test_client_vanishing_in_the_middle_of_a_frame_reports_1006(serve):
     assert recorder.messages == []
 
 
+def test_the_socket_closed_under_a_waiting_reader_ends_the_connection_with_1006(serve):
+    """The application closes the socket itself while the reader waits for data: gevent
+    throws its error into the waiting reader, which reports it once, with no hang or leak."""
+    recorder = Recorder()
+    served = serve(on_connect=recorder)
+    client, connection = open_client(served, recorder)
+    with client:
+        client.send_text("hi")
+        assert client.read_message() == "hi"  # the reader is back waiting for data
+        connection.socket.close()
+        assert client.expect_eof(timeout=2.0) == b""
+    events = served.wait_for_event("close")
+    assert [event[1:3] for event in events] == [(connection, 1006)]
+    assert connection.wait_closed(2.0)
+    assert len(recorder.closes) == 1
+
+
 # ------------------------------------------------------------------ keepalive stops
 
 STOPPING_KEEPALIVE = {
