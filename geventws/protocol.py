@@ -188,7 +188,8 @@ class WebSocketProtocol:
             self._rsv_allowed |= extension.rsv_mask
         self.state = _OPEN
         self._scan_messages = accelerated_scan_messages
-        self._buffer = bytearray()
+        # Bytes of a frame not complete yet; an idle connection holds the shared empty bytes.
+        self._buffer: bytes | bytearray = b""
         # The frame whose header has been read and whose payload is awaited.
         self._frame_length = _NO_FRAME
         self._frame_first = 0
@@ -198,7 +199,7 @@ class WebSocketProtocol:
         self._message_opcode = _NO_FRAME
         self._message_size = 0
         # One buffer, not a list of pieces: 1 MiB of 1-byte fragments costs 1 MiB, not 50.
-        self._message_data = bytearray()
+        self._message_data: bytes | bytearray = b""
         self._decoder: codecs.IncrementalDecoder | None = None
         self._message_extension: Extension | None = None
 
@@ -283,7 +284,7 @@ class WebSocketProtocol:
                     with memoryview(buffer) as view, view[start:position] as payload:
                         self._complete_frame(payload, events)
                 if self.state is _CLOSED:
-                    self._buffer = bytearray()
+                    self._buffer = b""
                     return events
         except ProtocolError as error:
             our_close_sent = self.state is _CLOSING
@@ -294,8 +295,11 @@ class WebSocketProtocol:
             )
             return events
         if buffer is self._buffer:
-            if position:
-                del self._buffer[:position]
+            if position == end:
+                self._buffer = b""
+            elif position:
+                assert isinstance(buffer, bytearray)  # a kept buffer is never empty bytes
+                del buffer[:position]
         elif position < end:
             with memoryview(buffer) as view:
                 self._buffer = bytearray(view[position:])
@@ -463,7 +467,7 @@ class WebSocketProtocol:
             data = self._message_data
             is_text = self._message_opcode == OP_TEXT
             self._message_opcode = _NO_FRAME
-            self._message_data = bytearray()
+            self._message_data = b""
             self._message_size = 0
             self._message_extension = None
             self._decoder = None
@@ -603,5 +607,5 @@ class WebSocketProtocol:
         if len(encoded) > MAX_CLOSE_REASON_BYTES:
             encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
         self.state = _CLOSED
-        self._buffer = bytearray()
+        self._buffer = b""
         return encode_frame(_FIN | OP_CLOSE, encode_close_payload(code, encoded))
