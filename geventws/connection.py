@@ -651,6 +651,7 @@ class WebSocketConnection(EventEmitter):
             # may wait inside the SSL object.
             raw, readable = self._receive_shortcut()
             hub = self._hub
+            wake = getcurrent().switch
             # Just upgraded, the client has most likely sent nothing more yet.
             drained = True
             while True:
@@ -661,7 +662,7 @@ class WebSocketConnection(EventEmitter):
                         data = sock.recv(_RECEIVE_SIZE)
                     else:
                         if drained and not protocol.inside_frame:
-                            _wait_until_ready(readable, hub)
+                            _wait_until_ready(readable, hub, wake)
                         while True:
                             try:
                                 data = raw.recv(_RECEIVE_SIZE)
@@ -670,7 +671,7 @@ class WebSocketConnection(EventEmitter):
                                 pass
                             # Outside the except clause: an exception kept alive while the
                             # connection idles would cost it half a kilobyte.
-                            _wait_until_ready(readable, hub)
+                            _wait_until_ready(readable, hub, wake)
                         drained = len(data) < _RECEIVE_SIZE
                 except OSError as error:
                     if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
@@ -684,7 +685,11 @@ class WebSocketConnection(EventEmitter):
                 self._last_received = time.monotonic()
                 if self._resumed is not None:  # paused while this chunk was on its way
                     self._resumed.wait()
-                self._handle_events(protocol.receive(data), 0)
+                events = protocol.receive(data)
+                if len(events) > 1:
+                    self._handle_events(events, 0)
+                else:  # (the common case, without the gathering of answers)
+                    self._handle_chunk(events, 0)
                 chunks += 1
                 if chunks >= _CHUNKS_BEFORE_YIELD:
                     chunks = 0
@@ -716,7 +721,7 @@ class WebSocketConnection(EventEmitter):
         self._handle_events(self._protocol.receive(data), 0)
 
     def _handle_events(self, events: list[Any], start: int) -> None:
-        self._chunk = events
+        """Handle ``events[start:]``; the answers to several messages are written together."""
         if len(events) - start > 1 and self._raw_socket is not None:
             self._corked = []
             try:
@@ -728,6 +733,8 @@ class WebSocketConnection(EventEmitter):
             self._handle_chunk(events, start)
 
     def _handle_chunk(self, events: list[Any], start: int) -> None:
+        """Handle ``events[start:]``, one by one."""
+        self._chunk = events
         for index in range(start, len(events)):
             self._chunk_next = index + 1
             event = events[index]
@@ -1147,15 +1154,16 @@ class WebSocketConnection(EventEmitter):
         return bool(self._done.wait(timeout))
 
 
-def _wait_until_ready(watcher: Any, hub: Any) -> None:
-    """Park the calling greenlet in the hub until ``watcher`` (a socket's read watcher) fires.
+def _wait_until_ready(watcher: Any, hub: Any, wake: Any) -> None:
+    """Park the calling greenlet in the hub until ``watcher`` (a socket's read watcher) fires;
+    ``wake`` is the calling greenlet's ``switch``.
 
     What gevent's socket wait does, without its Waiter and the three calls around it: each
     idle connection's reader waits here, and the C stack that greenlet saves while parked is
     about 1 KiB smaller. An exception thrown in (``_Terminate``; gevent's error when another
     greenlet closes the socket, thrown into the watcher callback's greenlet) propagates.
     """
-    watcher.start(getcurrent().switch)
+    watcher.start(wake)
     try:
         hub.switch()
     finally:
