@@ -4,7 +4,8 @@
  * - apply_mask: the XOR masking of masking.python_apply_mask, 8 bytes at a time;
  * - scan_messages: the common case of WebSocketProtocol.receive, whole single-frame messages,
  *   in one call; anything else is left to the Python parser;
- * - encode_message: frames.python_encode_message, the payload copied once. */
+ * - encode_message: frames.python_encode_message, the payload copied once;
+ * - unmask_pieces: masking.python_unmask_pieces, joining and unmasking in one pass. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -45,6 +46,54 @@ static PyObject *apply_mask(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
+    return result;
+}
+
+/* unmask_pieces(pieces, length, mask) -> bytes
+ *
+ * The first `length` bytes of the concatenation of `pieces` (a list of bytes-like objects),
+ * XORed with the 4-byte mask from its first byte: a payload that arrived in many reads, in
+ * one pass instead of a join and then an unmasking. */
+static PyObject *unmask_pieces(PyObject *self, PyObject *args) {
+    PyObject *pieces;
+    Py_ssize_t length;
+    Py_buffer mask;
+    if (!PyArg_ParseTuple(args, "O!ny*", &PyList_Type, &pieces, &length, &mask)) return NULL;
+    if (mask.len != 4 || length < 0) {
+        PyBuffer_Release(&mask);
+        return PyErr_Format(PyExc_ValueError,
+                            "a 4-byte mask and a length of at least 0 are needed, got %zd and %zd",
+                            mask.len, length);
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, length);
+    if (result == NULL) {
+        PyBuffer_Release(&mask);
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_ssize_t done = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pieces) && done < length; i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i);
+        Py_buffer view;
+        Py_INCREF(piece);
+        int failed = PyObject_GetBuffer(piece, &view, PyBUF_SIMPLE);
+        Py_DECREF(piece);
+        if (failed < 0) {
+            Py_DECREF(result);
+            PyBuffer_Release(&mask);
+            return NULL;
+        }
+        Py_ssize_t n = view.len < length - done ? view.len : length - done;
+        xor_mask(view.buf, out + done, n, mask.buf, done);
+        done += n;
+        PyBuffer_Release(&view);
+    }
+    PyBuffer_Release(&mask);
+    if (done < length) {
+        Py_DECREF(result);
+        return PyErr_Format(PyExc_ValueError, "the pieces hold %zd bytes, %zd are wanted", done,
+                            length);
+    }
     return result;
 }
 
@@ -269,6 +318,9 @@ static PyMethodDef methods[] = {
      "message_type(payload) to events for each whole, masked, single-frame text or binary "
      "message (at most limit bytes, text valid UTF-8) from buffer[position:]; return the "
      "position of the first frame not taken."},
+    {"unmask_pieces", unmask_pieces, METH_VARARGS,
+     "unmask_pieces(pieces, length, mask) -> bytes: the first length bytes of the "
+     "concatenated pieces, XORed with the 4-byte mask."},
     {"encode_message", encode_message, METH_VARARGS,
      "encode_message(opcode, payload, fragment_size) -> bytes: the unmasked frames of one data "
      "message, split at fragment_size bytes unless it is None."},

@@ -33,7 +33,7 @@ from .frames import (
     encode_frame,
     encode_message,
 )
-from .masking import apply_mask
+from .masking import apply_mask, unmask_pieces
 
 _FIN = 0x80
 _RSV_BITS = 0x70
@@ -42,6 +42,9 @@ _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 _NO_FRAME = -1
 #: Payloads from this size on are handed on as a view of the receive buffer, not a copy.
 _VIEW_FROM = 1024
+#: An unfinished binary payload from this size on is kept as the list of the reads it came
+#: in (joined and unmasked in one pass once complete), not appended to one growing buffer.
+_GATHER_FROM = 0x10000
 _INVALID_UTF8 = "Invalid UTF-8 Data Received"
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -156,6 +159,8 @@ class WebSocketProtocol:
         "_message_extension",
         "_message_opcode",
         "_message_size",
+        "_pieces",
+        "_pieces_size",
         "_rsv_allowed",
         "_scan_messages",
         "assemble_fragments",
@@ -195,6 +200,9 @@ class WebSocketProtocol:
         self._frame_first = 0
         self._frame_mask: bytes | None = None
         self._frame_checked = 0  # payload bytes of a text frame already UTF-8 checked
+        # The reads holding the awaited payload so far (see _GATHER_FROM), else None.
+        self._pieces: list[bytes | bytearray] | None = None
+        self._pieces_size = 0
         # The message being assembled from fragments.
         self._message_opcode = _NO_FRAME
         self._message_size = 0
@@ -220,6 +228,10 @@ class WebSocketProtocol:
         events: list[Event] = []
         if self.state is _CLOSED or not data:
             return events
+        if self._pieces is not None:
+            data = self._gather(data, events)
+            if not data or self.state is _CLOSED:
+                return events
         buffer: bytes | bytearray
         if self._buffer:
             self._buffer += data
@@ -272,6 +284,11 @@ class WebSocketProtocol:
                 if end - position < length:
                     if self._is_streamed_text():
                         self._check_partial_text(buffer, position, end)
+                    elif length >= _GATHER_FROM and self._may_gather():
+                        with memoryview(buffer) as view:
+                            self._pieces = [bytes(view[position:end])]
+                        self._pieces_size = end - position
+                        position = end
                     break
                 start = position
                 position += length
@@ -287,12 +304,7 @@ class WebSocketProtocol:
                     self._buffer = b""
                     return events
         except ProtocolError as error:
-            our_close_sent = self.state is _CLOSING
-            close_frame = self.fail(error.code, error.reason)
-            # RFC 6455 7.1.7: a Close is sent only if the closing handshake has not started.
-            events.append(
-                ConnectionFailed(error.code, error.reason, b"" if our_close_sent else close_frame)
-            )
+            self._report_failure(error, events)
             return events
         if buffer is self._buffer:
             if position == end:
@@ -304,6 +316,48 @@ class WebSocketProtocol:
             with memoryview(buffer) as view:
                 self._buffer = bytearray(view[position:])
         return events
+
+    def _report_failure(self, error: ProtocolError, events: list[Event]) -> None:
+        """Fail the connection for ``error`` and end ``events`` with :class:`ConnectionFailed`."""
+        our_close_sent = self.state is _CLOSING
+        close_frame = self.fail(error.code, error.reason)
+        # RFC 6455 7.1.7: a Close is sent only if the closing handshake has not started.
+        events.append(
+            ConnectionFailed(error.code, error.reason, b"" if our_close_sent else close_frame)
+        )
+
+    def _may_gather(self) -> bool:
+        """True when the awaited payload may be kept as a list of reads: masked, not text
+        (text is checked as it comes), not extension-encoded, and not handed on as frames."""
+        return (
+            self.assemble_fragments
+            and self._frame_mask is not None
+            and not self._frame_first & _RSV_BITS
+        )
+
+    def _gather(self, data: bytes | bytearray, events: list[Event]) -> bytes | bytearray:
+        """Add a read to the gathered payload; once it is complete, handle the frame (its
+        events go to ``events``) and return what came after it, else return nothing."""
+        pieces = self._pieces
+        assert pieces is not None and self._frame_mask is not None
+        before = self._pieces_size
+        pieces.append(data)
+        length = self._frame_length
+        if before + len(data) < length:
+            self._pieces_size = before + len(data)
+            return b""
+        payload = unmask_pieces(pieces, length, self._frame_mask)
+        rest = data[length - before :]
+        self._pieces = None
+        self._pieces_size = 0
+        self._frame_length = _NO_FRAME
+        self._frame_mask = None  # unmasked already
+        try:
+            self._complete_frame(payload, events)
+        except ProtocolError as error:
+            self._report_failure(error, events)
+            return b""
+        return rest
 
     def _check_header(self, first: int, masked: bool, length: int) -> None:
         opcode = first & _OPCODE
@@ -608,4 +662,5 @@ class WebSocketProtocol:
             encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
         self.state = _CLOSED
         self._buffer = b""
+        self._pieces = None
         return encode_frame(_FIN | OP_CLOSE, encode_close_payload(code, encoded))

@@ -96,3 +96,33 @@ def test_encoders_refuse_a_fragment_size_under_one(fragment_size):
             ValueError, match=f"fragment_size must be at least 1, got {fragment_size}"
         ):
             encode(0x2, b"xy", fragment_size)
+
+
+def test_the_c_unmasker_of_pieces_is_built_and_used_here():
+    assert masking.accelerated_unmask_pieces is not None
+    assert masking.unmask_pieces is masking.accelerated_unmask_pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.binary(max_size=40), max_size=8),
+    cut=st.integers(min_value=0, max_value=400),
+    mask=st.binary(min_size=4, max_size=4),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_c_and_python_unmaskers_of_pieces_agree(pieces, cut, mask, kind):
+    accelerated = masking.accelerated_unmask_pieces
+    assert accelerated is not None
+    length = min(cut, sum(map(len, pieces)))
+    expected = masking.python_unmask_pieces(pieces, length, mask)
+    assert expected == masking.python_apply_mask(b"".join(pieces)[:length], mask)
+    assert accelerated([kind(piece) for piece in pieces], length, mask) == expected
+
+
+def test_unmaskers_of_pieces_refuse_too_few_bytes_and_bad_masks():
+    for unmask in (masking.python_unmask_pieces, masking.accelerated_unmask_pieces):
+        assert unmask is not None
+        with pytest.raises(ValueError, match="the pieces hold 3 bytes, 4 are wanted"):
+            unmask([b"ab", b"c"], 4, b"\x01\x02\x03\x04")
+        with pytest.raises(ValueError, match="got 3 and 1"):
+            unmask([b"ab"], 1, b"\x01\x02\x03")

@@ -315,6 +315,47 @@ class TestChunking:
             events = feed(protocol, chunked(stream, sizes))
             assert events == [MessageReceived(payload.decode())], sizes
 
+    # Binary payloads of 64 KiB or more that come in several reads are kept as the list of
+    # reads and joined when complete: the same events, whatever the cuts.
+
+    @pytest.mark.parametrize("sizes", [[65536], [1, 70000, 3], [65540, 7], [200_000]])
+    def test_a_big_binary_payload_in_many_reads_then_more_frames(self, sizes) -> None:
+        payload = bytes(range(256)) * 800  # 204,800 bytes
+        stream = (
+            client_frame(OP_BINARY, payload, mask=b"\x9a\x00\x5c\xee")
+            + client_frame(OP_TEXT, "next")
+            + client_frame(OP_PING, b"p")
+        )
+        protocol = WebSocketProtocol(max_frame_size=1 << 20)
+        events = feed(protocol, chunked(stream, sizes))
+        assert events == [MessageReceived(payload), MessageReceived("next"), PingReceived(b"p")]
+        assert not protocol.inside_frame
+        assert len(protocol._buffer) == 0
+
+    def test_big_binary_fragments_are_joined_into_one_message(self) -> None:
+        first, second = b"\x01" * 100_000, b"\x02" * 90_000
+        stream = client_frame(OP_BINARY, first, fin=False) + client_frame(OP_CONT, second)
+        protocol = WebSocketProtocol(max_frame_size=1 << 20)
+        assert feed(protocol, chunked(stream, [4096, 65536])) == [MessageReceived(first + second)]
+
+    def test_more_is_due_while_a_big_payload_is_incomplete(self) -> None:
+        stream = client_frame(OP_BINARY, b"x" * 100_000)
+        protocol = WebSocketProtocol(max_frame_size=1 << 20)
+        assert protocol.receive(stream[:70_000]) == []
+        assert protocol.inside_frame
+        assert protocol.receive(stream[70_000:-1]) == []
+        assert protocol.inside_frame
+        assert protocol.receive(stream[-1:]) == [MessageReceived(b"x" * 100_000)]
+        assert not protocol.inside_frame
+
+    def test_a_bad_frame_right_after_a_big_payload_fails_after_its_message(self) -> None:
+        stream = client_frame(OP_BINARY, b"y" * 80_000) + client_frame(OP_TEXT, "bare", mask=None)
+        protocol = WebSocketProtocol(max_frame_size=1 << 20)
+        events = feed(protocol, chunked(stream, [65536]))
+        assert events[0] == MessageReceived(b"y" * 80_000)
+        assert events[1:] == [failed(1002, UNMASKED)]
+        assert protocol.state is State.CLOSED
+
 
 # ====================================================================== header checks
 
