@@ -9,6 +9,10 @@ from hypothesis import strategies as st
 
 from geventws import frames, masking
 
+MASKS = st.binary(min_size=4, max_size=4)
+#: The types a payload may come as.
+BYTES_LIKE = st.sampled_from([bytes, bytearray, memoryview])
+
 
 def test_the_c_masker_is_built_and_used_here():
     # This project's machines have gcc and the Python headers: a missing accelerator means
@@ -20,9 +24,9 @@ def test_the_c_masker_is_built_and_used_here():
 @settings(max_examples=300, deadline=None)
 @given(
     data=st.binary(max_size=300),
-    mask=st.binary(min_size=4, max_size=4),
+    mask=MASKS,
     offset=st.integers(min_value=0, max_value=64),
-    kind=st.sampled_from([bytes, bytearray, memoryview]),
+    kind=BYTES_LIKE,
 )
 def test_c_and_python_maskers_agree(data, mask, offset, kind):
     accelerated = masking.accelerated_apply_mask
@@ -62,7 +66,7 @@ def test_the_c_encoder_is_built_and_used_here():
     opcode=st.sampled_from([0x1, 0x2, 0x1 | 0x40, 0x2 | 0x70]),
     size=st.sampled_from([0, 1, 125, 126, 127, 200, 65535, 65536, 70000]),
     fragment_size=st.one_of(st.none(), st.integers(min_value=1, max_value=70001)),
-    kind=st.sampled_from([bytes, bytearray, memoryview]),
+    kind=BYTES_LIKE,
 )
 def test_c_and_python_encoders_agree(opcode, size, fragment_size, kind):
     if fragment_size is not None and size // fragment_size > 2000:
@@ -107,8 +111,8 @@ def test_the_c_unmasker_of_pieces_is_built_and_used_here():
 @given(
     pieces=st.lists(st.binary(max_size=40), max_size=8),
     cut=st.integers(min_value=0, max_value=400),
-    mask=st.binary(min_size=4, max_size=4),
-    kind=st.sampled_from([bytes, bytearray, memoryview]),
+    mask=MASKS,
+    kind=BYTES_LIKE,
 )
 def test_c_and_python_unmaskers_of_pieces_agree(pieces, cut, mask, kind):
     accelerated = masking.accelerated_unmask_pieces

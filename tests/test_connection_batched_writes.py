@@ -4,6 +4,8 @@ of every frame, answers that go out while a listener waits, answers before a Clo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gevent.event import Event
 from rawclient import RawClient, client_frame
 
@@ -66,20 +68,37 @@ def test_what_a_listener_sent_goes_out_when_it_then_waits(serve):
     served.wait_for_event("close")
 
 
-def test_answers_go_out_before_a_close_or_drop_made_by_a_later_listener(serve):
+def echo_except(
+    commands: dict[str, Callable[[WebSocketConnection], None]],
+) -> Callable[[WebSocketConnection], None]:
+    """A ``connect`` listener: echo every message but the texts named in ``commands``, for
+    which it runs the command with the connection instead."""
+
     def on_connect(connection: WebSocketConnection) -> None:
         def on_message(data: str | bytes) -> None:
-            if data == "close":
-                connection.send("closing")
-                connection.close(1000, "done")
-            elif data == "drop":
-                connection.send("dropping")
-                connection.drop(1000, "dropped", skip_close_frame=True)
+            command = commands.get(data) if isinstance(data, str) else None
+            if command is not None:
+                command(connection)
             else:
                 connection.send(data)
 
         connection.on("message", on_message)
 
+    return on_connect
+
+
+def send_then_close(connection: WebSocketConnection) -> None:
+    connection.send("closing")
+    connection.close(1000, "done")
+
+
+def send_then_drop(connection: WebSocketConnection) -> None:
+    connection.send("dropping")
+    connection.drop(1000, "dropped", skip_close_frame=True)
+
+
+def test_answers_go_out_before_a_close_or_drop_made_by_a_later_listener(serve):
+    on_connect = echo_except({"close": send_then_close, "drop": send_then_drop})
     served = serve(on_connect=on_connect)
     with RawClient(served.port) as client:
         client.handshake()
@@ -98,15 +117,7 @@ def test_answers_go_out_before_a_close_or_drop_made_by_a_later_listener(serve):
 
 
 def test_a_broadcast_from_a_listener_keeps_its_place_among_the_answers(serve):
-    def on_connect(connection: WebSocketConnection) -> None:
-        def on_message(data: str | bytes) -> None:
-            if data == "everyone":
-                served.ws.broadcast("to all")
-            else:
-                connection.send(data)
-
-        connection.on("message", on_message)
-
+    on_connect = echo_except({"everyone": lambda connection: served.ws.broadcast("to all")})
     served = serve(on_connect=on_connect)
     with RawClient(served.port) as client:
         client.handshake()
