@@ -65,6 +65,11 @@ _CHUNKS_BEFORE_YIELD = 8
 #: listener is likely to block (the socket cannot take a big answer at once, which would move
 #: the reading), and reading on while the dispatcher sends keeps big buffers short-lived.
 _INLINE_MAX_SIZE = 16384
+#: Messages from this size on are sent with one gathering write (``sendmsg``) of their frame
+#: headers and payload pieces, without copying the payload into frames first.
+_GATHERED_WRITE_FROM = 0x10000
+#: At most this many buffers in one gathering write (Linux takes 1,024).
+_MAX_WRITE_PARTS = 1024
 
 OPEN = "open"
 ENDING = "ending"
@@ -351,6 +356,9 @@ class WebSocketConnection(EventEmitter):
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state != OPEN:
             raise ConnectionClosedError(self.close_reason_code, self.close_description)
+        if len(payload) >= _GATHERED_WRITE_FROM and self._corked is None:
+            self._send_gathered(opcode, payload)
+            return
         data = self._protocol.encode_data(opcode, payload)
         corked = self._corked
         if corked is not None:
@@ -374,6 +382,27 @@ class WebSocketConnection(EventEmitter):
                 self._write(memoryview(data)[sent:])
                 return
         self._write(data)
+
+    def _send_gathered(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
+        """Send a big message with one gathering write of its frame headers and payload
+        pieces, so the payload is not copied into frames first; what the socket does not take
+        at once is joined and written as usual."""
+        parts = self._protocol.encode_data_parts(opcode, payload)
+        raw = self._raw_socket
+        lock = self._write_lock
+        sent = 0
+        if (
+            raw is not None
+            and len(parts) <= _MAX_WRITE_PARTS
+            and (lock is None or not lock.locked())
+        ):
+            try:
+                sent = raw.sendmsg(parts)
+            except OSError:  # no room, or a failure: _write waits, or reports it
+                sent = 0
+        rest = _after(parts, sent)
+        if rest:
+            self._write(rest)
 
     def ping(self, data: str | bytes = b"") -> None:
         """Send a Ping with ``data`` (at most 125 bytes, else ``ValueError``)."""
@@ -1152,6 +1181,16 @@ class WebSocketConnection(EventEmitter):
         if self._done is None:
             self._done = Event()
         return bool(self._done.wait(timeout))
+
+
+def _after(parts: list[bytes | memoryview], sent: int) -> bytes:
+    """Return what follows the first ``sent`` bytes of the concatenated ``parts``."""
+    for index, part in enumerate(parts):
+        size = len(part)
+        if sent < size:
+            return b"".join([part[sent:], *parts[index + 1 :]])
+        sent -= size
+    return b""
 
 
 def _wait_until_ready(watcher: Any, hub: Any, wake: Any) -> None:

@@ -107,17 +107,21 @@ def encode_frame(
 ) -> bytes:
     """Return a frame whose first byte (FIN, RSV, opcode) is ``first_byte`` and whose payload
     is ``payload``, with the shortest length encoding; masked with ``mask`` when given."""
-    size = len(payload)
-    mask_bit = _MASK if mask is not None else 0
-    if size <= 125:
-        header = bytes((first_byte, mask_bit | size))
-    elif size <= 0xFFFF:
-        header = _pack_short(first_byte, mask_bit | 126, size)
-    else:
-        header = _pack_long(first_byte, mask_bit | 127, size)
+    header = frame_header(first_byte, len(payload), masked=mask is not None)
     if mask is not None:
         return header + mask + apply_mask(payload, mask)
     return header + payload
+
+
+def frame_header(first_byte: int, size: int, *, masked: bool = False) -> bytes:
+    """Return the header of a frame of ``size`` payload bytes whose first byte is
+    ``first_byte``, with the shortest length encoding (without the masking key)."""
+    mask_bit = _MASK if masked else 0
+    if size <= 125:
+        return bytes((first_byte, mask_bit | size))
+    if size <= 0xFFFF:
+        return _pack_short(first_byte, mask_bit | 126, size)
+    return _pack_long(first_byte, mask_bit | 127, size)
 
 
 def python_encode_message(
@@ -144,6 +148,33 @@ def python_encode_message(
         parts.append(encode_frame(fin | first, view[start:end]))
         first = OP_CONTINUATION
     return b"".join(parts)
+
+
+def message_parts(
+    opcode: int, payload: bytes | bytearray | memoryview, fragment_size: int | None
+) -> list[bytes | memoryview]:
+    """Return the frames of :func:`encode_message` as buffers to write in order, for a
+    gathering write: each frame's header, then a view of its piece of ``payload`` (not
+    copied)."""
+    if fragment_size is not None and fragment_size < 1:
+        raise ValueError(f"fragment_size must be at least 1, got {fragment_size}")
+    view = memoryview(payload)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")  # slices below count bytes
+    size = len(view)
+    if fragment_size is None or size <= fragment_size:
+        return [frame_header(_FIN | opcode, size), view]
+    parts: list[bytes | memoryview] = [frame_header(opcode, fragment_size)]
+    middle = frame_header(OP_CONTINUATION, fragment_size)  # the same for all but the ends
+    last = (size - 1) // fragment_size * fragment_size
+    for start in range(0, last, fragment_size):
+        if start:
+            parts.append(middle)
+        parts.append(view[start : start + fragment_size])
+    first = OP_CONTINUATION if last else opcode
+    parts.append(frame_header(_FIN | first, size - last))
+    parts.append(view[last:])
+    return parts
 
 
 #: The C encoder (one copy of the payload, where :func:`python_encode_message` makes two), or

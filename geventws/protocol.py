@@ -32,6 +32,7 @@ from .frames import (
     encode_close_payload,
     encode_frame,
     encode_message,
+    message_parts,
 )
 from .masking import apply_mask, unmask_pieces
 
@@ -618,6 +619,15 @@ class WebSocketProtocol:
             if rsv:
                 return encode_message(opcode | rsv, encoded, self.fragment_size)
         return encode_message(opcode, payload, self.fragment_size)
+
+    def encode_data_parts(
+        self, opcode: int, payload: bytes | bytearray | memoryview
+    ) -> list[bytes | memoryview]:
+        """Return the frames of :meth:`encode_data` as buffers to write in order, the payload
+        not copied (with an extension, which makes a new payload anyway: one buffer)."""
+        if self.extensions:
+            return [self.encode_data(opcode, payload)]
+        return message_parts(opcode, payload, self.fragment_size)
 
     @staticmethod
     def encode_control(opcode: int, payload: bytes = b"") -> bytes:

@@ -1040,6 +1040,43 @@ class TestSending:
         protocol = WebSocketProtocol(fragment_size=3)
         assert protocol.encode_data(Opcode.BINARY, b"abcd") == b"\x02\x03abc\x80\x01d"
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        size=st.sampled_from([0, 1, 125, 126, 16383, 16384, 16385, 40000, 65536, 70001]),
+        fragment_size=st.one_of(st.none(), st.sampled_from([1000, 16384, 65536, 70001])),
+        kind=st.sampled_from([bytes, bytearray, memoryview]),
+        opcode=st.sampled_from([Opcode.TEXT, Opcode.BINARY]),
+    )
+    def test_encode_data_parts_are_the_same_frames_without_copying(
+        self, size: int, fragment_size: int | None, kind: type, opcode: Opcode
+    ) -> None:
+        protocol = WebSocketProtocol(fragment_size=fragment_size)
+        payload = kind(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+        parts = protocol.encode_data_parts(opcode, payload)
+        assert b"".join(parts) == protocol.encode_data(opcode, payload)
+        # The payload pieces are views of the payload itself.
+        assert all(
+            isinstance(part, bytes) or part.obj is payload or part.obj is payload.obj
+            for part in parts
+        )
+
+    def test_encode_data_parts_of_a_non_byte_memoryview_count_bytes(self) -> None:
+        protocol = WebSocketProtocol(fragment_size=4)
+        words = memoryview(bytes(range(12))).cast("I")  # 3 items of 4 bytes
+        assert b"".join(protocol.encode_data_parts(Opcode.BINARY, words)) == (
+            b"\x02\x04"
+            + bytes(range(4))
+            + b"\x00\x04"
+            + bytes(range(4, 8))
+            + b"\x80\x04"
+            + bytes(range(8, 12))
+        )
+
+    def test_encode_data_parts_with_an_extension_is_its_one_encoding(self) -> None:
+        protocol = WebSocketProtocol(extensions=[_IdentityExtension()])
+        parts = protocol.encode_data_parts(Opcode.TEXT, b"abc")
+        assert parts == [protocol.encode_data(Opcode.TEXT, b"abc")]
+
     def test_encoded_messages_parse_back(self) -> None:
         sender = WebSocketProtocol(fragment_size=5)
         receiver = WebSocketProtocol(require_mask=False)

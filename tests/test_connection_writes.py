@@ -1,11 +1,16 @@
-"""Answers to several messages that arrived together are written together (one system call
-for the chunk, not one per message), and nothing about what the peer sees changes: the order
-of every frame, answers that go out while a listener waits, answers before a Close."""
+"""How sends reach the socket, and that the peer sees the same frames either way.
+
+Answers to several messages that arrived together are written together (one system call for
+the chunk, not one per message): the order of every frame holds, answers go out while a
+listener waits, and before a Close. Big messages go out in one gathering write of headers and
+payload pieces; what the socket does not take at once follows in order.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import gevent
 from gevent.event import Event
 from rawclient import RawClient, client_frame
 
@@ -123,5 +128,32 @@ def test_a_broadcast_from_a_listener_keeps_its_place_among_the_answers(serve):
         client.handshake()
         client.send_raw(texts("before", "everyone", "after"))
         assert [client.read_message() for _ in range(3)] == ["before", "to all", "after"]
+        client.close_handshake()
+    served.wait_for_event("close")
+
+
+def test_big_messages_to_a_peer_that_reads_late_arrive_whole_and_in_order(serve):
+    """Sent while the client reads nothing, the socket takes only part of the big messages
+    (24 MiB: more than loopback buffers hold); the rest, and a small message after them,
+    follow in order once it reads."""
+    big = [bytes([number]) * (8 << 20) for number in range(3)]
+    senders: list[WebSocketConnection] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def send_all() -> None:
+            for message in big:
+                connection.send(message)
+            connection.send("small")
+
+        senders.append(connection)
+        connection.on("message", lambda data: gevent.spawn(send_all))
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("go")
+        assert [client.read_message() for _ in range(4)] == [*big, "small"]
+        # A write had to wait for room: the part the gathering write left went the slow way.
+        assert senders[0]._write_lock is not None
         client.close_handshake()
     served.wait_for_event("close")
