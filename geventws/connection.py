@@ -671,13 +671,15 @@ class WebSocketConnection(EventEmitter):
             chunks = 0
             protocol = self._protocol
             # gevent's recv() tries the socket first and waits for readiness only when that
-            # fails with EAGAIN. When the last read did not fill the buffer and ended between
-            # frames, the peer has most likely sent all it had and waits for an answer, so
-            # the plain socket's readiness is awaited first: one system call and one
-            # exception fewer per message. In the middle of a frame the rest is on its way
-            # and is read at once. (The watcher is level-triggered: data that came in
-            # meanwhile wakes it at once.) TLS goes through gevent's recv(): its records
-            # may wait inside the SSL object.
+            # fails with EAGAIN. When the last read did not fill the buffer and completed
+            # something (it ended most likely between frames), the peer has most likely sent
+            # all it had and waits for an answer, so the plain socket's readiness is awaited
+            # first: one system call and one exception fewer per message. A read that
+            # completed nothing is in the middle of a frame: the rest is on its way and is
+            # read at once. Only a guess either way, and a wrong one costs little: the
+            # watcher is level-triggered (data that came in meanwhile wakes it at once), and
+            # an early read just fails with EAGAIN. TLS goes through gevent's recv(): its
+            # records may wait inside the SSL object.
             raw, readable = self._receive_shortcut()
             hub = self._hub
             wake = getcurrent().switch
@@ -690,7 +692,7 @@ class WebSocketConnection(EventEmitter):
                     if raw is None:
                         data = sock.recv(_RECEIVE_SIZE)
                     else:
-                        if drained and not protocol.inside_frame:
+                        if drained:
                             _wait_until_ready(readable, hub, wake)
                         while True:
                             try:
@@ -715,7 +717,9 @@ class WebSocketConnection(EventEmitter):
                 if self._resumed is not None:  # paused while this chunk was on its way
                     self._resumed.wait()
                 events = protocol.receive(data)
-                if len(events) > 1:
+                if not events:
+                    drained = False  # in the middle of a frame
+                elif len(events) > 1:
                     self._handle_events(events, 0)
                 else:  # (the common case, without the gathering of answers)
                     self._handle_chunk(events, 0)
@@ -768,9 +772,13 @@ class WebSocketConnection(EventEmitter):
             self._chunk_next = index + 1
             event = events[index]
             event_type = type(event)
-            if event_type is MessageReceived:
+            if event_type is MessageReceived:  # _hand_over, inlined for the common case
                 data = event.data
-                self._hand_over("message", data, len(data))
+                listeners = self._listeners.get("message")
+                if listeners and not self._dispatch_busy and len(data) <= _INLINE_MAX_SIZE:
+                    self._emit_inline("message", listeners, (data,))
+                else:
+                    self._deliver("message", data)
             elif event_type is FrameReceived:
                 frame = event.frame
                 self._hand_over("frame", frame, len(frame.payload))
