@@ -118,7 +118,7 @@ class UpgradeHandlerMixin:
         ws_server = mounted_server(self.server)
         message = self.headers
         if isinstance(message, HeaderBlock):
-            headers = Headers(message.fields())
+            headers = message.request_headers()
         else:  # a subclass made its own
             headers = Headers.from_message(message)
         if ws_server is None or not is_websocket_request(headers):
@@ -271,10 +271,12 @@ class _LimitedHead:
             raise _HeadTooLargeError("request head too large")
         if not line.endswith(b"\n"):
             raise ValueError("request head cut short before its empty line")
-        content = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if b"\r" in content:
-            # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it
-            # and let a header hide inside another one.
+        # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it and let
+        # a header hide inside another one. The only CR allowed is the one before the LF.
+        # (find, not `in`: bytes.__contains__ first tries the operand as an int and pays for
+        # the TypeError.)
+        first_cr = line.find(b"\r")
+        if first_cr != -1 and first_cr != len(line) - 2:
             raise ValueError("bare CR in a header line")
         return line
 

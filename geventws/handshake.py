@@ -113,6 +113,11 @@ class Headers:
             return values[0]
         return ("; " if lowered == "cookie" else ", ").join(values)
 
+    def _first(self, lowered_name: str) -> str | None:
+        """The first value of the header named ``lowered_name`` (lower case), or None."""
+        values = self._by_name.get(lowered_name)
+        return None if values is None else values[0]
+
     def get_all(self, name: str) -> list[str]:
         """Return every value of header ``name`` (any case), in order; ``[]`` if absent."""
         return list(self._by_name.get(name.lower(), ()))

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from .handshake import Headers
+
 #: The limits of :func:`http.client.parse_headers`, kept.
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
@@ -36,11 +38,26 @@ class HeaderBlock(http.client.HTTPMessage):
     def __init__(self) -> None:
         super().__init__()
         self.status = ""
+        # The fields as read, and the same as Headers (indexed by lower-cased name). They
+        # serve get() and request_headers() for as long as the fields are unchanged (pywsgi
+        # deletes Content-Length from a chunked request, for one).
+        self._read_fields: list[tuple[str, str]] = []
+        self._read_headers = Headers()
+
+    def _unchanged_headers(self) -> Headers | None:
+        """The fields as :class:`~geventws.handshake.Headers` if they are still as read."""
+        if self._headers == self._read_fields:  # type: ignore[attr-defined]
+            return self._read_headers
+        return None
 
     def get(self, name: str, failobj: Any = None) -> Any:
         """The first value of ``name`` (any case), or ``failobj``: as ``email``'s ``get``,
         without its policy machinery (values are plain strings here)."""
         wanted = name.lower()
+        headers = self._unchanged_headers()
+        if headers is not None:
+            value = headers._first(wanted)
+            return failobj if value is None else value
         for field, value in self._headers:  # type: ignore[attr-defined]
             if field.lower() == wanted:
                 return value
@@ -65,6 +82,12 @@ class HeaderBlock(http.client.HTTPMessage):
     def fields(self) -> list[tuple[str, str]]:
         """The fields in order, as ``(name, value)`` pairs."""
         return list(self._headers)  # type: ignore[attr-defined]
+
+    def request_headers(self) -> Headers:
+        """The fields as :class:`~geventws.handshake.Headers` (the same object each time
+        while they are unchanged; do not modify it)."""
+        headers = self._unchanged_headers()
+        return headers if headers is not None else Headers(self.fields())
 
 
 def read_header_block(rfile: Any) -> HeaderBlock:
@@ -97,6 +120,8 @@ def read_header_block(rfile: Any) -> HeaderBlock:
             break
         fields.append((name, value.strip(_OWS)))
     block._headers = fields  # type: ignore[attr-defined]
+    block._read_fields = list(fields)
+    block._read_headers = Headers(fields)
     return block
 
 
