@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,8 @@ class UpgradeHandlerMixin:
     _head_timer: Any
     _pending_upgrade: PendingUpgrade | None = None
     _application_failed = False
+    #: The headers of an upgrade answered here, once get_environ() has recognised it.
+    _upgrade_headers: Headers | None = None
 
     def handle_one_request(self) -> Any:
         """pywsgi's request handling, with ``handshake_timeout`` on reading the request head
@@ -112,21 +115,46 @@ class UpgradeHandlerMixin:
             return ("408", _HEAD_TIMEOUT_RESPONSE)
         return super()._handle_client_error(ex)  # type: ignore[misc]
 
+    def _request_headers(self) -> Headers:
+        message = self.headers
+        if isinstance(message, HeaderBlock):
+            return message.request_headers()
+        return Headers.from_message(message)  # a subclass made its own
+
+    def get_environ(self) -> dict[str, Any]:
+        """pywsgi's WSGI environ; for an upgrade that is answered here, without the
+        application, an empty stand-in: the request builds the real one if asked for it."""
+        ws_server = mounted_server(self.server)
+        if (
+            ws_server is not None
+            and not ws_server.options.application_upgrades
+            # A subclass's get_environ() may add to the environ: that one is built at once.
+            and type(self).get_environ is UpgradeHandlerMixin.get_environ
+        ):
+            headers = self._request_headers()
+            if is_websocket_request(headers):
+                self._upgrade_headers = headers
+                return {}
+        return super().get_environ()  # type: ignore[misc,no-any-return]
+
     def handle_one_response(self) -> None:
         """Serve a WebSocket upgrade here; hand any other request to the WSGI application."""
         self._close_head_timer()  # the head is in: the response may take as long as it takes
         ws_server = mounted_server(self.server)
-        message = self.headers
-        if isinstance(message, HeaderBlock):
-            headers = message.request_headers()
-        else:  # a subclass made its own
-            headers = Headers.from_message(message)
-        if ws_server is None or not is_websocket_request(headers):
-            super().handle_one_response()  # type: ignore[misc]
-            return
-        if ws_server.options.application_upgrades:
-            self._serve_upgrade_in_application(ws_server, headers)
-            return
+        headers, self._upgrade_headers = self._upgrade_headers, None
+        environ: dict[str, Any] | _EnvironOnDemand = self.environ
+        environ_asked_for: weakref.ref[_EnvironOnDemand] | None = None
+        if headers is not None and ws_server is not None:  # get_environ() left it to us
+            environ = _EnvironOnDemand(self)
+            environ_asked_for = weakref.ref(environ)
+        else:
+            headers = self._request_headers()
+            if ws_server is None or not is_websocket_request(headers):
+                super().handle_one_response()  # type: ignore[misc]
+                return
+            if ws_server.options.application_upgrades:
+                self._serve_upgrade_in_application(ws_server, headers)
+                return
         self.time_start = time.time()
         self.close_connection = True
         self.status = None
@@ -143,22 +171,35 @@ class UpgradeHandlerMixin:
                 headers,
                 peer_address=self.peer_address,
                 initial_data=self.take_buffered_bytes(),
-                environ=self.environ,
+                environ=environ,
             )
         finally:
             if status:
                 self.status = _status_line(status)
             self.time_finish = time.time()
+            logging = not isinstance(self.server.log, _NO_LOG)  # log=None: no line formatted
+            if environ_asked_for is not None:
+                del environ
+                # Still referenced: the application kept the request, which may read its
+                # environ after the handler has let go of the request's state below. An
+                # access log (gunicorn's) may read the environ too.
+                on_demand = environ_asked_for()
+                if on_demand is not None or logging:
+                    self.environ = on_demand() if on_demand is not None else self._full_environ()
             # Logged when answered: a WebSocket may stay open for days.
-            if not isinstance(self.server.log, _NO_LOG):  # log=None: skip formatting the line
+            if logging:
                 self.log_request()  # type: ignore[attr-defined]
         if connection is not None:
             # What only the request needed is dropped: idle connections are many.
-            del headers, message
+            del headers
             self.environ = {}
             self.headers = None
             self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
             connection.run()
+
+    def _full_environ(self) -> dict[str, Any]:
+        """The environ that :meth:`get_environ` left unbuilt (see :class:`_EnvironOnDemand`)."""
+        return super().get_environ()  # type: ignore[misc,no-any-return]
 
     @property
     def peer_address(self) -> str:
@@ -231,6 +272,29 @@ class UpgradeHandlerMixin:
             sock.settimeout(timeout)
         rfile.close()
         return bytes(data)
+
+
+class _EnvironOnDemand:
+    """The WSGI environ of an upgrade answered by the handler, built when first called for.
+
+    Building it (pywsgi's ``get_environ``) cost more than reading the request head, and only
+    an application that reads ``request.environ`` needs it; it must be built while the
+    handler still has the request's state, which it drops once the connection is open.
+    """
+
+    __slots__ = ("__weakref__", "_environ", "_handler")
+
+    def __init__(self, handler: UpgradeHandlerMixin) -> None:
+        self._handler: UpgradeHandlerMixin | None = handler
+        self._environ: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        """The environ (built on the first call; the same dict every time)."""
+        if self._environ is None:
+            handler, self._handler = self._handler, None
+            assert handler is not None
+            self._environ = handler.environ = handler._full_environ()
+        return self._environ
 
 
 def _status_line(status: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -47,7 +47,7 @@ class WebSocketRequest(EventEmitter):
         *,
         peer_address: str,
         initial_data: bytes = b"",
-        environ: dict[str, Any] | None = None,
+        environ: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         server: WebSocketServer | None = None,
         read_in_background: bool = False,
     ) -> None:
@@ -56,8 +56,7 @@ class WebSocketRequest(EventEmitter):
         self.handshake = handshake
         self.options = options
         self.server = server
-        #: The WSGI environ of the upgrade request, when it came through pywsgi.
-        self.environ = environ
+        self._environ = environ
         self._initial_data = initial_data
         # True when the greenlet that accepts goes on to use the connection (a WSGI view):
         # the reader then gets a greenlet of its own.
@@ -83,6 +82,21 @@ class WebSocketRequest(EventEmitter):
 
     def __repr__(self) -> str:
         return f"<WebSocketRequest {self.resource!r} from {self.remote_address}>"
+
+    @property
+    def environ(self) -> dict[str, Any] | None:
+        """The WSGI environ of the upgrade request when it came through pywsgi, else None.
+
+        Given as a callable, it is built when first read (and kept).
+        """
+        environ = self._environ
+        if callable(environ):
+            environ = self._environ = environ()
+        return environ
+
+    @environ.setter
+    def environ(self, environ: dict[str, Any] | None) -> None:
+        self._environ = environ
 
     # The properties of WebSocket-Node's request, under Python names.
     @property
