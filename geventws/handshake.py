@@ -146,7 +146,10 @@ def _has_token(value: str | None, token: str) -> bool:
     """Tell whether the comma-separated ``value`` contains ``token`` (case-insensitive)."""
     if not value:
         return False
-    return any(part.strip(" \t").lower() == token for part in value.split(","))
+    for part in value.split(","):  # noqa: SIM110 (any() would make a generator per call)
+        if part.strip(" \t").lower() == token:
+            return True
+    return False
 
 
 def is_websocket_request(headers: Headers) -> bool:
@@ -241,6 +244,21 @@ def _is_key_valid(key: str) -> bool:
         return False
 
 
+def _parse_version(raw_version: str | None) -> int:
+    """The ``Sec-WebSocket-Version`` asked for: 8 or 13, else the HandshakeError to answer."""
+    if not raw_version or not _DIGITS.fullmatch(raw_version):
+        raise HandshakeError("Client must provide a value for Sec-WebSocket-Version.", 400)
+    # Compare the digits as text: int() of a few thousand digits would itself raise.
+    digits = raw_version.lstrip("0") or "0"
+    if digits not in ("8", "13"):
+        raise HandshakeError(
+            f"Unsupported websocket client version: {digits}Only versions 8 and 13 are supported.",
+            426,
+            {"Sec-WebSocket-Version": "13"},
+        )
+    return int(digits)
+
+
 def parse_handshake(
     method: str,
     resource: str,
@@ -264,9 +282,10 @@ def parse_handshake(
     if method != "GET":
         raise HandshakeError(f"Method must be GET, got {method}.", 405, {"Allow": "GET"})
 
-    match = _HTTP_VERSION.fullmatch(http_version)
-    if not match or (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
-        raise HandshakeError(f"HTTP/1.1 or higher is required, got {http_version}.", 400)
+    if http_version != "HTTP/1.1":  # what every client sends; anything else is parsed
+        match = _HTTP_VERSION.fullmatch(http_version)
+        if not match or (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
+            raise HandshakeError(f"HTTP/1.1 or higher is required, got {http_version}.", 400)
 
     host = headers.get("host")
     if not host:
@@ -283,17 +302,8 @@ def parse_handshake(
         raise HandshakeError("Sec-WebSocket-Key must be base64 of 16 bytes.", 400)
 
     raw_version = headers.get("sec-websocket-version")
-    if not raw_version or not _DIGITS.fullmatch(raw_version):
-        raise HandshakeError("Client must provide a value for Sec-WebSocket-Version.", 400)
-    # Compare the digits as text: int() of a few thousand digits would itself raise.
-    digits = raw_version.lstrip("0") or "0"
-    if digits not in ("8", "13"):
-        raise HandshakeError(
-            f"Unsupported websocket client version: {digits}Only versions 8 and 13 are supported.",
-            426,
-            {"Sec-WebSocket-Version": "13"},
-        )
-    version = int(digits)
+    # 13 is what every current client sends.
+    version = 13 if raw_version == "13" else _parse_version(raw_version)
 
     cookies: list[Cookie] = []
     if parse_cookies:
