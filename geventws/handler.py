@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler
+from greenlet import getcurrent, greenlet
 
 from .handshake import Headers, is_websocket_request
 from .header_block import HeaderBlock, read_header_block
@@ -57,7 +58,7 @@ class UpgradeHandlerMixin:
     time_finish: float
     _orig_status: str | None
     wsgi_input: Any
-    _head_timer: Any
+    _head_timer: Any = None
     _pending_upgrade: PendingUpgrade | None = None
     _application_failed = False
     #: The headers of an upgrade answered here, once get_environ() has recognised it.
@@ -71,9 +72,11 @@ class UpgradeHandlerMixin:
         if ws_server is None:
             return super().handle_one_request()  # type: ignore[misc]
         seconds = ws_server.options.handshake_timeout / 1000.0
-        self._head_timer = gevent.Timeout(seconds, _HeadTimeoutError("request head timed out"))
+        # A bare loop timer rather than a gevent.Timeout: the same throw into this greenlet,
+        # without a Timeout (an exception object) and its error made for every connection.
+        self._head_timer = gevent.get_hub().loop.timer(seconds)
+        self._head_timer.start(_throw_head_timeout, getcurrent(), update=True)
         self._head_limit = ws_server.options.max_request_header_size
-        self._head_timer.start()
         try:
             return super().handle_one_request()  # type: ignore[misc]
         finally:
@@ -81,7 +84,7 @@ class UpgradeHandlerMixin:
 
     def _close_head_timer(self) -> None:
         # Dropped, not only closed: this greenlet may go on to serve a WebSocket for days.
-        timer, self._head_timer = getattr(self, "_head_timer", None), None
+        timer, self._head_timer = self._head_timer, None
         if timer is not None:
             timer.close()
 
@@ -89,6 +92,10 @@ class UpgradeHandlerMixin:
         """Read the header block: the same message type pywsgi makes, without the email
         parser's cost (see :mod:`geventws.header_block`)."""
         return read_header_block(rfile)
+
+    def _check_http_version(self) -> bool:
+        # pywsgi's check parses the version through a generator; HTTP/1.1 needs no parsing.
+        return self.request_version == "HTTP/1.1" or super()._check_http_version()  # type: ignore[misc]
 
     def read_request(self, raw_requestline: str) -> Any:
         """Parse the head through a reader that refuses more than the size limit."""
@@ -196,6 +203,8 @@ class UpgradeHandlerMixin:
             self.headers = None
             self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
             connection.run()
+            # run() closed the socket: pywsgi need not try to drain and close it again.
+            self.socket = None
 
     def _full_environ(self) -> dict[str, Any]:
         """The environ that :meth:`get_environ` left unbuilt (see :class:`_EnvironOnDemand`)."""
@@ -306,6 +315,11 @@ def _status_line(status: int) -> str:
 
 class _HeadTimeoutError(socket.timeout):
     """The client did not send its request head within ``handshake_timeout``."""
+
+
+def _throw_head_timeout(reader: greenlet) -> None:
+    """Raise :class:`_HeadTimeoutError` in the greenlet reading the request head."""
+    reader.throw(_HeadTimeoutError("request head timed out"))
 
 
 class _HeadTooLargeError(ValueError):
