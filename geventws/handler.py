@@ -307,10 +307,18 @@ class _EnvironOnDemand:
 
 
 def _status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
+    line = _status_lines.get(status)
+    if line is None:
+        try:
+            line = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            line = str(status)
+        _status_lines[status] = line
+    return line
+
+
+#: Status lines made so far (HTTPStatus lookups are slow): at most one per status sent.
+_status_lines: dict[int, str] = {}
 
 
 class _HeadTimeoutError(socket.timeout):

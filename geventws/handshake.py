@@ -35,8 +35,12 @@ def accept_key(key: str) -> str:
 
     That is base64(SHA-1(key + :data:`WEBSOCKET_GUID`)), RFC 6455 section 4.2.2.
     """
+    return _accept_value(key).decode("ascii")
+
+
+def _accept_value(key: str) -> bytes:
     digest = hashlib.sha1((key + WEBSOCKET_GUID).encode("utf-8"), usedforsecurity=False)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    return binascii.b2a_base64(digest.digest(), newline=False)
 
 
 # Node's http module keeps only the first of these when a request repeats them
@@ -109,7 +113,7 @@ class Headers:
         values = self._by_name.get(lowered)
         if values is None:
             return None
-        if lowered in _FIRST_ONLY:
+        if len(values) == 1 or lowered in _FIRST_ONLY:
             return values[0]
         return ("; " if lowered == "cookie" else ", ").join(values)
 
@@ -389,6 +393,12 @@ def _encode_line(name: str, value: str) -> bytes:
     return name.encode("ascii") + b": " + encoded + b"\r\n"
 
 
+_ACCEPT_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
+
+
 def build_accept_response(
     key: str,
     protocol: str | None = None,
@@ -404,12 +414,10 @@ def build_accept_response(
     must be a valid token and extra header names tokens, else ``ValueError``; CR, LF and other
     control characters but TAB are removed from the values.
     """
-    lines = [
-        b"HTTP/1.1 101 Switching Protocols\r\n",
-        b"Upgrade: websocket\r\n",
-        b"Connection: Upgrade\r\n",
-        _encode_line("Sec-WebSocket-Accept", accept_key(key)),
-    ]
+    head = _ACCEPT_HEAD + _accept_value(key) + b"\r\n"
+    if not (protocol or set_cookies or extra_headers):  # the usual answer
+        return head + b"\r\n"
+    lines = [head]
     if protocol:
         check_subprotocol(protocol)
         lines.append(_encode_line("Sec-WebSocket-Protocol", protocol))
