@@ -20,7 +20,7 @@ from gevent.pywsgi import WSGIHandler
 from greenlet import getcurrent, greenlet
 
 from .handshake import Headers, is_websocket_request
-from .header_block import HeaderBlock, read_header_block
+from .header_block import HeaderBlock, HeadTooLargeError, check_head_line, read_header_block
 from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ class UpgradeHandlerMixin:
     _orig_status: str | None
     wsgi_input: Any
     _head_timer: Any = None
+    #: The request head's size limit, while a WebSocketServer is mounted.
+    _head_limit: int | None = None
+    #: What the header lines may take of it, while they are read.
+    _head_left: int | None = None
     _pending_upgrade: PendingUpgrade | None = None
     _application_failed = False
     #: The headers of an upgrade answered here, once get_environ() has recognised it.
@@ -90,20 +94,25 @@ class UpgradeHandlerMixin:
 
     def MessageClass(self, rfile: Any, *args: Any) -> HeaderBlock:  # noqa: N802 (pywsgi's name)
         """Read the header block: the same message type pywsgi makes, without the email
-        parser's cost (see :mod:`geventws.header_block`)."""
-        return read_header_block(rfile)
+        parser's cost (see :mod:`geventws.header_block`); within the head's size limit
+        when a WebSocketServer is mounted."""
+        return read_header_block(rfile, self._head_left)
 
     def _check_http_version(self) -> bool:
         # pywsgi's check parses the version through a generator; HTTP/1.1 needs no parsing.
         return self.request_version == "HTTP/1.1" or super()._check_http_version()  # type: ignore[misc]
 
     def read_request(self, raw_requestline: str) -> Any:
-        """Parse the head through a reader that refuses more than the size limit."""
-        limit = getattr(self, "_head_limit", None)
+        """Parse the head, refusing more than the size limit."""
+        limit = self._head_limit
         if limit is None:
             return super().read_request(raw_requestline)  # type: ignore[misc]
         rfile = self.rfile
-        self.rfile = _LimitedHead(rfile, limit - len(raw_requestline))
+        left = limit - len(raw_requestline)
+        if type(self).MessageClass is UpgradeHandlerMixin.MessageClass:
+            self._head_left = left  # our reader keeps to it
+        else:  # a subclass's reader reads through one that does
+            self.rfile = _LimitedHead(rfile, left)
         try:
             return super().read_request(raw_requestline)  # type: ignore[misc]
         except (IndexError, TypeError, UnicodeError) as error:
@@ -112,9 +121,10 @@ class UpgradeHandlerMixin:
             raise ValueError(f"malformed request head: {error!r}") from None
         finally:
             self.rfile = rfile
+            self._head_left = None
 
     def _handle_client_error(self, ex: BaseException) -> Any:
-        if isinstance(ex, _HeadTooLargeError):
+        if isinstance(ex, HeadTooLargeError):
             self.log_error("(from %s) request head over the size limit", self.client_address)  # type: ignore[attr-defined]
             return ("431", _HEAD_TOO_LARGE_RESPONSE)
         if isinstance(ex, _HeadTimeoutError):
@@ -330,10 +340,6 @@ def _throw_head_timeout(reader: greenlet) -> None:
     reader.throw(_HeadTimeoutError("request head timed out"))
 
 
-class _HeadTooLargeError(ValueError):
-    """The request head is over ``max_request_header_size``."""
-
-
 _HEAD_TOO_LARGE_RESPONSE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
     b"Content-Length: 0\r\n\r\n"
@@ -344,7 +350,8 @@ _HEAD_TIMEOUT_RESPONSE = (
 
 
 class _LimitedHead:
-    """Stands in for pywsgi's rfile while the headers are parsed; counts what they take."""
+    """Stands in for pywsgi's rfile while a handler subclass's own ``MessageClass`` parses
+    the headers; counts what they take and checks each line."""
 
     def __init__(self, rfile: Any, limit: int) -> None:
         self._rfile = rfile
@@ -354,16 +361,8 @@ class _LimitedHead:
         line: bytes = self._rfile.readline(size)
         self._left -= len(line)
         if self._left < 0:
-            raise _HeadTooLargeError("request head too large")
-        if not line.endswith(b"\n"):
-            raise ValueError("request head cut short before its empty line")
-        # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it and let
-        # a header hide inside another one. The only CR allowed is the one before the LF.
-        # (find, not `in`: bytes.__contains__ first tries the operand as an int and pays for
-        # the TypeError.)
-        first_cr = line.find(b"\r")
-        if first_cr != -1 and first_cr != len(line) - 2:
-            raise ValueError("bare CR in a header line")
+            raise HeadTooLargeError("request head too large")
+        check_head_line(line)
         return line
 
     def __getattr__(self, name: str) -> Any:

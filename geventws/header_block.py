@@ -90,16 +90,48 @@ class HeaderBlock(http.client.HTTPMessage):
         return headers if headers is not None else Headers(self.fields())
 
 
-def read_header_block(rfile: Any) -> HeaderBlock:
+class HeadTooLargeError(ValueError):
+    """The request head is over its size limit."""
+
+
+def check_head_line(line: bytes) -> None:
+    """Raise ``ValueError`` unless ``line`` (as read, line end included) is a complete line
+    of a request head: ending with LF, with no CR but one right before that LF."""
+    if not line.endswith(b"\n"):
+        raise ValueError("request head cut short before its empty line")
+    # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it and let a
+    # header hide inside another one. (find, not `in`: bytes.__contains__ first tries the
+    # operand as an int and pays for the TypeError.)
+    first_cr = line.find(b"\r")
+    if first_cr != -1 and first_cr != len(line) - 2:
+        raise ValueError("bare CR in a header line")
+
+
+def read_header_block(rfile: Any, size_limit: int | None = None) -> HeaderBlock:
     """Read header lines from ``rfile`` up to the empty line that ends them.
 
     A malformed line raises ``ValueError`` (pywsgi answers 400); a line over 64 KiB or more
     than 100 fields set :attr:`HeaderBlock.status` (also 400), as pywsgi's own reader does.
+    With ``size_limit`` (the bytes left for a request head), the lines may take no more
+    (else :class:`HeadTooLargeError`) and each must pass :func:`check_head_line`, the empty
+    one included.
     """
     block = HeaderBlock()
     fields: list[tuple[str, str]] = []
+    readline = rfile.readline
+    left = size_limit
     while True:
-        line = rfile.readline(_MAX_LINE + 1)
+        line = readline(_MAX_LINE + 1)
+        if left is not None:
+            left -= len(line)
+            if left < 0:
+                raise HeadTooLargeError("request head too large")
+            # check_head_line(line), inlined: this runs for every line of every request.
+            if not line.endswith(b"\n"):
+                raise ValueError("request head cut short before its empty line")
+            first_cr = line.find(b"\r")
+            if first_cr != -1 and first_cr != len(line) - 2:
+                raise ValueError("bare CR in a header line")
         if len(line) > _MAX_LINE:
             block.status = "Line too long"
             break
@@ -125,4 +157,4 @@ def read_header_block(rfile: Any) -> HeaderBlock:
     return block
 
 
-__all__ = ["HeaderBlock", "read_header_block"]
+__all__ = ["HeadTooLargeError", "HeaderBlock", "check_head_line", "read_header_block"]
