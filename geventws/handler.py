@@ -187,7 +187,7 @@ class UpgradeHandlerMixin:
                 self.request_version,
                 headers,
                 peer_address=self.peer_address,
-                initial_data=self.take_buffered_bytes(),
+                initial_data=self._take_bytes_after_head(),
                 environ=environ,
             )
         finally:
@@ -272,6 +272,18 @@ class UpgradeHandlerMixin:
         self.status = self._orig_status = _status_line(status)
         self.response_headers = []  # the application's headers (if any) were never sent
         self.close_connection = True
+
+    def _take_bytes_after_head(self) -> bytes:
+        """:meth:`take_buffered_bytes`, straight from the buffer when the header reader
+        knows how much it holds (nothing has read from it since)."""
+        message = self.headers
+        unread = message.unread_after if isinstance(message, HeaderBlock) else None
+        if unread is None:
+            return self.take_buffered_bytes()
+        rfile = self.rfile
+        data: bytes = rfile.read(unread) if unread else b""
+        rfile.close()
+        return data
 
     def take_buffered_bytes(self) -> bytes:
         """Return what pywsgi read past the request headers, without waiting for more, and

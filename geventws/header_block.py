@@ -38,6 +38,9 @@ class HeaderBlock(http.client.HTTPMessage):
     def __init__(self) -> None:
         super().__init__()
         self.status = ""
+        #: How many bytes past the block the reader still held when the block was taken
+        #: from it in one piece; None when that is not known.
+        self.unread_after: int | None = None
         # The fields as read, and the same as Headers (indexed by lower-cased name). They
         # serve get() and request_headers() for as long as the fields are unchanged (pywsgi
         # deletes Content-Length from a chunked request, for one).
@@ -115,8 +118,60 @@ def read_header_block(rfile: Any, size_limit: int | None = None) -> HeaderBlock:
     With ``size_limit`` (the bytes left for a request head), the lines may take no more
     (else :class:`HeadTooLargeError`) and each must pass :func:`check_head_line`, the empty
     one included.
+
+    When ``rfile`` can peek (a buffered reader, as pywsgi's is) and already holds the whole
+    block, the block is taken in one piece, with the same outcome; then
+    :attr:`HeaderBlock.unread_after` tells how many bytes ``rfile`` still holds after it.
     """
     block = HeaderBlock()
+    fields = _read_whole_block(rfile, size_limit, block)
+    if fields is None:
+        fields = _read_line_by_line(rfile, size_limit, block)
+    block._headers = fields  # type: ignore[attr-defined]
+    block._read_fields = list(fields)
+    block._read_headers = Headers(fields)
+    return block
+
+
+def _read_whole_block(
+    rfile: Any, size_limit: int | None, block: HeaderBlock
+) -> list[tuple[str, str]] | None:
+    """The fields of a block ``rfile`` holds complete, taken from it in one piece; None,
+    with nothing taken, when it does not hold it all or when a line needs the care of the
+    line-by-line reader (a bare CR or LF, a limit reached, a malformed line)."""
+    peek = getattr(rfile, "peek", None)
+    if peek is None:
+        return None
+    buffered: bytes = peek()  # waits for the first bytes, as readline() would
+    if buffered.startswith(b"\r\n"):
+        head, size = b"", 2
+    else:
+        end = buffered.find(b"\r\n\r\n")
+        if end == -1:
+            return None
+        head, size = buffered[:end], end + 4
+        line_ends = head.count(b"\r\n")
+        if head.count(b"\r") != line_ends or head.count(b"\n") != line_ends:
+            return None
+    if size > _MAX_LINE or (size_limit is not None and size > size_limit):
+        return None
+    lines = head.decode("latin-1").split("\r\n") if head else []
+    if len(lines) > _MAX_HEADERS:
+        return None
+    fields: list[tuple[str, str]] = []
+    try:
+        for text in lines:
+            _add_line(fields, text)
+    except ValueError:
+        return None  # the line-by-line reader raises it, having read what it would read
+    rfile.read(size)
+    block.unread_after = len(buffered) - size
+    return fields
+
+
+def _read_line_by_line(
+    rfile: Any, size_limit: int | None, block: HeaderBlock
+) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = []
     readline = rfile.readline
     left = size_limit
@@ -126,35 +181,35 @@ def read_header_block(rfile: Any, size_limit: int | None = None) -> HeaderBlock:
             left -= len(line)
             if left < 0:
                 raise HeadTooLargeError("request head too large")
-            # check_head_line(line), inlined: this runs for every line of every request.
-            if not line.endswith(b"\n"):
-                raise ValueError("request head cut short before its empty line")
-            first_cr = line.find(b"\r")
-            if first_cr != -1 and first_cr != len(line) - 2:
-                raise ValueError("bare CR in a header line")
+            check_head_line(line)
         if len(line) > _MAX_LINE:
             block.status = "Line too long"
             break
         if line in _END:
             break
-        text = line.decode("latin-1")
-        if text[0] in " \t":
-            if not fields:
-                raise ValueError(f"header block starts with a continuation line: {text!r}")
-            name, value = fields[-1]
-            fields[-1] = (name, value + " " + text.strip(_OWS))
-            continue
-        name, colon, value = text.partition(":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise ValueError(f"malformed header line: {text!r}")
-        if len(fields) == _MAX_HEADERS:
+        if not _add_line(fields, line.decode("latin-1")):
             block.status = f"got more than {_MAX_HEADERS} headers"
             break
-        fields.append((name, value.strip(_OWS)))
-    block._headers = fields  # type: ignore[attr-defined]
-    block._read_fields = list(fields)
-    block._read_headers = Headers(fields)
-    return block
+    return fields
+
+
+def _add_line(fields: list[tuple[str, str]], text: str) -> bool:
+    """Add the header line ``text`` to ``fields``: a new field, or more of the last one's
+    value (obsolete folding). ``ValueError`` for a malformed line; False, adding nothing,
+    for a field past the 100th."""
+    if text[0] in " \t":
+        if not fields:
+            raise ValueError(f"header block starts with a continuation line: {text!r}")
+        name, value = fields[-1]
+        fields[-1] = (name, value + " " + text.strip(_OWS))
+        return True
+    name, colon, value = text.partition(":")
+    if not colon or not _TOKEN.fullmatch(name):
+        raise ValueError(f"malformed header line: {text!r}")
+    if len(fields) == _MAX_HEADERS:
+        return False
+    fields.append((name, value.strip(_OWS)))
+    return True
 
 
 __all__ = ["HeadTooLargeError", "HeaderBlock", "check_head_line", "read_header_block"]
