@@ -24,7 +24,13 @@ from .handshake import Headers
 #: The limits of :func:`http.client.parse_headers`, kept.
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_CHARACTERS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = re.compile(_TOKEN_CHARACTERS + "+")
+#: Header lines joined by CRLF, none empty, holding no other CR or LF: each a field
+#: (``token ":" ...``), or after the first one, a continuation (starting with SP or HTAB).
+_WELL_FORMED_LINES = re.compile(
+    rf"{_TOKEN_CHARACTERS}+:[^\r\n]*(?:\r\n(?:{_TOKEN_CHARACTERS}+:|[ \t])[^\r\n]*)*"
+)
 _END = (b"\r\n", b"\n", b"")
 _OWS = " \t\r\n"
 
@@ -45,7 +51,7 @@ class HeaderBlock(http.client.HTTPMessage):
         # serve get() and request_headers() for as long as the fields are unchanged (pywsgi
         # deletes Content-Length from a chunked request, for one).
         self._read_fields: list[tuple[str, str]] = []
-        self._read_headers = Headers()
+        self._read_headers: Headers | None = None
 
     def _unchanged_headers(self) -> Headers | None:
         """The fields as :class:`~geventws.handshake.Headers` if they are still as read."""
@@ -143,27 +149,31 @@ def _read_whole_block(
     if peek is None:
         return None
     buffered: bytes = peek()  # waits for the first bytes, as readline() would
-    if buffered.startswith(b"\r\n"):
-        head, size = b"", 2
-    else:
-        end = buffered.find(b"\r\n\r\n")
-        if end == -1:
-            return None
-        head, size = buffered[:end], end + 4
-        line_ends = head.count(b"\r\n")
-        if head.count(b"\r") != line_ends or head.count(b"\n") != line_ends:
-            return None
-    if size > _MAX_LINE or (size_limit is not None and size > size_limit):
-        return None
-    lines = head.decode("latin-1").split("\r\n") if head else []
-    if len(lines) > _MAX_HEADERS:
+    end = -2 if buffered.startswith(b"\r\n") else buffered.find(b"\r\n\r\n")
+    size = end + 4
+    if end == -1 or size > _MAX_LINE or (size_limit is not None and size > size_limit):
         return None
     fields: list[tuple[str, str]] = []
-    try:
-        for text in lines:
-            _add_line(fields, text)
-    except ValueError:
-        return None  # the line-by-line reader raises it, having read what it would read
+    if end > 0:  # else no field at all
+        head = buffered[:end]
+        line_ends = head.count(b"\r\n")
+        if (
+            head.count(b"\r") != line_ends
+            or head.count(b"\n") != line_ends
+            or line_ends >= _MAX_HEADERS
+        ):
+            return None
+        text = head.decode("latin-1")
+        if not _WELL_FORMED_LINES.fullmatch(text):
+            return None  # the line-by-line reader says what is wrong, having read up to it
+        # As _add_line() does, without its checks: the expression above made them all.
+        for line in text.split("\r\n"):
+            if line[0] in " \t":
+                name, value = fields[-1]
+                fields[-1] = (name, value + " " + line.strip(_OWS))
+            else:
+                name, _, value = line.partition(":")
+                fields.append((name, value.strip(_OWS)))
     rfile.read(size)
     block.unread_after = len(buffered) - size
     return fields
