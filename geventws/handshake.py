@@ -98,6 +98,23 @@ class Headers:
                 values.append(text)
 
     @classmethod
+    def _from_clean(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers of ``items`` whose values are as :meth:`__init__` would leave them (no
+        line break, no space or tab at either end); ``items`` is kept, not copied."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            lowered = name.lower()
+            values = by_name.get(lowered)
+            if values is None:
+                by_name[lowered] = [value]
+            else:
+                values.append(value)
+        headers._by_name = by_name
+        return headers
+
+    @classmethod
     def from_message(cls, message: Message) -> Headers:
         """Build from an :class:`email.message.Message` (such as the
         :class:`http.client.HTTPMessage` gevent's ``WSGIHandler`` keeps in ``self.headers``)."""

@@ -134,8 +134,9 @@ def read_header_block(rfile: Any, size_limit: int | None = None) -> HeaderBlock:
     if fields is None:
         fields = _read_line_by_line(rfile, size_limit, block)
     block._headers = fields  # type: ignore[attr-defined]
+    # Both readers leave values as Headers would: stripped, any folding made one line.
     block._read_fields = list(fields)
-    block._read_headers = Headers(fields)
+    block._read_headers = Headers._from_clean(block._read_fields)
     return block
 
 

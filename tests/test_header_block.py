@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rawclient import RawClient
 
+from geventws.handshake import Headers
 from geventws.header_block import HeaderBlock, read_header_block
 
 
@@ -110,6 +111,18 @@ def test_a_block_taken_in_one_piece_reads_as_line_by_line(raw: bytes, limit: int
     (fields, status, error, what is left to read) is that of reading line by line."""
     buffered = io.BufferedReader(io.BytesIO(raw))
     assert read_with_outcome(buffered, limit) == read_with_outcome(io.BytesIO(raw), limit)
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_request_headers_read_as_headers_made_from_the_fields(buffered: bool):
+    raw = b"Host: a\r\nX-A:  1 \r\nx-a: 2\r\nX-Fold: b\r\n\t c \r\nCookie: k=v\r\n\r\n"
+    stream = io.BufferedReader(io.BytesIO(raw)) if buffered else io.BytesIO(raw)
+    block = read_header_block(stream)
+    made = Headers(block.fields())
+    headers = block.request_headers()
+    assert headers == made
+    for name in ("host", "X-A", "x-fold", "COOKIE", "missing"):
+        assert (headers.get(name), headers.get_all(name)) == (made.get(name), made.get_all(name))
 
 
 def test_a_block_taken_in_one_piece_tells_what_the_reader_still_holds():
