@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler
+from greenlet import getcurrent, greenlet
 
 from .handshake import Headers, is_websocket_request
-from .header_block import HeaderBlock, read_header_block
+from .header_block import HeaderBlock, HeadTooLargeError, check_head_line, read_header_block
 from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
@@ -56,9 +58,15 @@ class UpgradeHandlerMixin:
     time_finish: float
     _orig_status: str | None
     wsgi_input: Any
-    _head_timer: Any
+    _head_timer: Any = None
+    #: The request head's size limit, while a WebSocketServer is mounted.
+    _head_limit: int | None = None
+    #: What the header lines may take of it, while they are read.
+    _head_left: int | None = None
     _pending_upgrade: PendingUpgrade | None = None
     _application_failed = False
+    #: The headers of an upgrade answered here, once get_environ() has recognised it.
+    _upgrade_headers: Headers | None = None
 
     def handle_one_request(self) -> Any:
         """pywsgi's request handling, with ``handshake_timeout`` on reading the request head
@@ -68,9 +76,11 @@ class UpgradeHandlerMixin:
         if ws_server is None:
             return super().handle_one_request()  # type: ignore[misc]
         seconds = ws_server.options.handshake_timeout / 1000.0
-        self._head_timer = gevent.Timeout(seconds, _HeadTimeoutError("request head timed out"))
+        # A bare loop timer rather than a gevent.Timeout: the same throw into this greenlet,
+        # without a Timeout (an exception object) and its error made for every connection.
+        self._head_timer = gevent.get_hub().loop.timer(seconds)
+        self._head_timer.start(_throw_head_timeout, getcurrent(), update=True)
         self._head_limit = ws_server.options.max_request_header_size
-        self._head_timer.start()
         try:
             return super().handle_one_request()  # type: ignore[misc]
         finally:
@@ -78,22 +88,31 @@ class UpgradeHandlerMixin:
 
     def _close_head_timer(self) -> None:
         # Dropped, not only closed: this greenlet may go on to serve a WebSocket for days.
-        timer, self._head_timer = getattr(self, "_head_timer", None), None
+        timer, self._head_timer = self._head_timer, None
         if timer is not None:
             timer.close()
 
     def MessageClass(self, rfile: Any, *args: Any) -> HeaderBlock:  # noqa: N802 (pywsgi's name)
         """Read the header block: the same message type pywsgi makes, without the email
-        parser's cost (see :mod:`geventws.header_block`)."""
-        return read_header_block(rfile)
+        parser's cost (see :mod:`geventws.header_block`); within the head's size limit
+        when a WebSocketServer is mounted."""
+        return read_header_block(rfile, self._head_left)
+
+    def _check_http_version(self) -> bool:
+        # pywsgi's check parses the version through a generator; HTTP/1.1 needs no parsing.
+        return self.request_version == "HTTP/1.1" or super()._check_http_version()  # type: ignore[misc]
 
     def read_request(self, raw_requestline: str) -> Any:
-        """Parse the head through a reader that refuses more than the size limit."""
-        limit = getattr(self, "_head_limit", None)
+        """Parse the head, refusing more than the size limit."""
+        limit = self._head_limit
         if limit is None:
             return super().read_request(raw_requestline)  # type: ignore[misc]
         rfile = self.rfile
-        self.rfile = _LimitedHead(rfile, limit - len(raw_requestline))
+        left = limit - len(raw_requestline)
+        if type(self).MessageClass is UpgradeHandlerMixin.MessageClass:
+            self._head_left = left  # our reader keeps to it
+        else:  # a subclass's reader reads through one that does
+            self.rfile = _LimitedHead(rfile, left)
         try:
             return super().read_request(raw_requestline)  # type: ignore[misc]
         except (IndexError, TypeError, UnicodeError) as error:
@@ -102,9 +121,10 @@ class UpgradeHandlerMixin:
             raise ValueError(f"malformed request head: {error!r}") from None
         finally:
             self.rfile = rfile
+            self._head_left = None
 
     def _handle_client_error(self, ex: BaseException) -> Any:
-        if isinstance(ex, _HeadTooLargeError):
+        if isinstance(ex, HeadTooLargeError):
             self.log_error("(from %s) request head over the size limit", self.client_address)  # type: ignore[attr-defined]
             return ("431", _HEAD_TOO_LARGE_RESPONSE)
         if isinstance(ex, _HeadTimeoutError):
@@ -112,21 +132,46 @@ class UpgradeHandlerMixin:
             return ("408", _HEAD_TIMEOUT_RESPONSE)
         return super()._handle_client_error(ex)  # type: ignore[misc]
 
+    def _request_headers(self) -> Headers:
+        message = self.headers
+        if isinstance(message, HeaderBlock):
+            return message.request_headers()
+        return Headers.from_message(message)  # a subclass made its own
+
+    def get_environ(self) -> dict[str, Any]:
+        """pywsgi's WSGI environ; for an upgrade that is answered here, without the
+        application, an empty stand-in: the request builds the real one if asked for it."""
+        ws_server = mounted_server(self.server)
+        if (
+            ws_server is not None
+            and not ws_server.options.application_upgrades
+            # A subclass's get_environ() may add to the environ: that one is built at once.
+            and type(self).get_environ is UpgradeHandlerMixin.get_environ
+        ):
+            headers = self._request_headers()
+            if is_websocket_request(headers):
+                self._upgrade_headers = headers
+                return {}
+        return super().get_environ()  # type: ignore[misc,no-any-return]
+
     def handle_one_response(self) -> None:
         """Serve a WebSocket upgrade here; hand any other request to the WSGI application."""
         self._close_head_timer()  # the head is in: the response may take as long as it takes
         ws_server = mounted_server(self.server)
-        message = self.headers
-        if isinstance(message, HeaderBlock):
-            headers = Headers(message.fields())
-        else:  # a subclass made its own
-            headers = Headers.from_message(message)
-        if ws_server is None or not is_websocket_request(headers):
-            super().handle_one_response()  # type: ignore[misc]
-            return
-        if ws_server.options.application_upgrades:
-            self._serve_upgrade_in_application(ws_server, headers)
-            return
+        headers, self._upgrade_headers = self._upgrade_headers, None
+        environ: dict[str, Any] | _EnvironOnDemand = self.environ
+        environ_asked_for: weakref.ref[_EnvironOnDemand] | None = None
+        if headers is not None and ws_server is not None:  # get_environ() left it to us
+            environ = _EnvironOnDemand(self)
+            environ_asked_for = weakref.ref(environ)
+        else:
+            headers = self._request_headers()
+            if ws_server is None or not is_websocket_request(headers):
+                super().handle_one_response()  # type: ignore[misc]
+                return
+            if ws_server.options.application_upgrades:
+                self._serve_upgrade_in_application(ws_server, headers)
+                return
         self.time_start = time.time()
         self.close_connection = True
         self.status = None
@@ -142,23 +187,38 @@ class UpgradeHandlerMixin:
                 self.request_version,
                 headers,
                 peer_address=self.peer_address,
-                initial_data=self.take_buffered_bytes(),
-                environ=self.environ,
+                initial_data=self._take_bytes_after_head(),
+                environ=environ,
             )
         finally:
             if status:
                 self.status = _status_line(status)
             self.time_finish = time.time()
+            logging = not isinstance(self.server.log, _NO_LOG)  # log=None: no line formatted
+            if environ_asked_for is not None:
+                del environ
+                # Still referenced: the application kept the request, which may read its
+                # environ after the handler has let go of the request's state below. An
+                # access log (gunicorn's) may read the environ too.
+                on_demand = environ_asked_for()
+                if on_demand is not None or logging:
+                    self.environ = on_demand() if on_demand is not None else self._full_environ()
             # Logged when answered: a WebSocket may stay open for days.
-            if not isinstance(self.server.log, _NO_LOG):  # log=None: skip formatting the line
+            if logging:
                 self.log_request()  # type: ignore[attr-defined]
         if connection is not None:
             # What only the request needed is dropped: idle connections are many.
-            del headers, message
+            del headers
             self.environ = {}
             self.headers = None
             self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
             connection.run()
+            # run() closed the socket: pywsgi need not try to drain and close it again.
+            self.socket = None
+
+    def _full_environ(self) -> dict[str, Any]:
+        """The environ that :meth:`get_environ` left unbuilt (see :class:`_EnvironOnDemand`)."""
+        return super().get_environ()  # type: ignore[misc,no-any-return]
 
     @property
     def peer_address(self) -> str:
@@ -213,6 +273,18 @@ class UpgradeHandlerMixin:
         self.response_headers = []  # the application's headers (if any) were never sent
         self.close_connection = True
 
+    def _take_bytes_after_head(self) -> bytes:
+        """:meth:`take_buffered_bytes`, straight from the buffer when the header reader
+        knows how much it holds (nothing has read from it since)."""
+        message = self.headers
+        unread = message.unread_after if isinstance(message, HeaderBlock) else None
+        if unread is None:
+            return self.take_buffered_bytes()
+        rfile = self.rfile
+        data: bytes = rfile.read(unread) if unread else b""
+        rfile.close()
+        return data
+
     def take_buffered_bytes(self) -> bytes:
         """Return what pywsgi read past the request headers, without waiting for more, and
         close its reader so the socket is ours alone."""
@@ -233,19 +305,51 @@ class UpgradeHandlerMixin:
         return bytes(data)
 
 
+class _EnvironOnDemand:
+    """The WSGI environ of an upgrade answered by the handler, built when first called for.
+
+    Building it (pywsgi's ``get_environ``) cost more than reading the request head, and only
+    an application that reads ``request.environ`` needs it; it must be built while the
+    handler still has the request's state, which it drops once the connection is open.
+    """
+
+    __slots__ = ("__weakref__", "_environ", "_handler")
+
+    def __init__(self, handler: UpgradeHandlerMixin) -> None:
+        self._handler: UpgradeHandlerMixin | None = handler
+        self._environ: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        """The environ (built on the first call; the same dict every time)."""
+        if self._environ is None:
+            handler, self._handler = self._handler, None
+            assert handler is not None
+            self._environ = handler.environ = handler._full_environ()
+        return self._environ
+
+
 def _status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
+    line = _status_lines.get(status)
+    if line is None:
+        try:
+            line = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            line = str(status)
+        _status_lines[status] = line
+    return line
+
+
+#: Status lines made so far (HTTPStatus lookups are slow): at most one per status sent.
+_status_lines: dict[int, str] = {}
 
 
 class _HeadTimeoutError(socket.timeout):
     """The client did not send its request head within ``handshake_timeout``."""
 
 
-class _HeadTooLargeError(ValueError):
-    """The request head is over ``max_request_header_size``."""
+def _throw_head_timeout(reader: greenlet) -> None:
+    """Raise :class:`_HeadTimeoutError` in the greenlet reading the request head."""
+    reader.throw(_HeadTimeoutError("request head timed out"))
 
 
 _HEAD_TOO_LARGE_RESPONSE = (
@@ -258,7 +362,8 @@ _HEAD_TIMEOUT_RESPONSE = (
 
 
 class _LimitedHead:
-    """Stands in for pywsgi's rfile while the headers are parsed; counts what they take."""
+    """Stands in for pywsgi's rfile while a handler subclass's own ``MessageClass`` parses
+    the headers; counts what they take and checks each line."""
 
     def __init__(self, rfile: Any, limit: int) -> None:
         self._rfile = rfile
@@ -268,14 +373,8 @@ class _LimitedHead:
         line: bytes = self._rfile.readline(size)
         self._left -= len(line)
         if self._left < 0:
-            raise _HeadTooLargeError("request head too large")
-        if not line.endswith(b"\n"):
-            raise ValueError("request head cut short before its empty line")
-        content = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if b"\r" in content:
-            # RFC 9112 2.2: a bare CR is no line end; the email parser would split on it
-            # and let a header hide inside another one.
-            raise ValueError("bare CR in a header line")
+            raise HeadTooLargeError("request head too large")
+        check_head_line(line)
         return line
 
     def __getattr__(self, name: str) -> Any:

@@ -12,7 +12,6 @@ has a message for a refusal, the same text is used.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
@@ -35,8 +34,12 @@ def accept_key(key: str) -> str:
 
     That is base64(SHA-1(key + :data:`WEBSOCKET_GUID`)), RFC 6455 section 4.2.2.
     """
+    return _accept_value(key).decode("ascii")
+
+
+def _accept_value(key: str) -> bytes:
     digest = hashlib.sha1((key + WEBSOCKET_GUID).encode("utf-8"), usedforsecurity=False)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    return binascii.b2a_base64(digest.digest(), newline=False)
 
 
 # Node's http module keeps only the first of these when a request repeats them
@@ -94,6 +97,23 @@ class Headers:
                 values.append(text)
 
     @classmethod
+    def _from_clean(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers of ``items`` whose values are as :meth:`__init__` would leave them (no
+        line break, no space or tab at either end); ``items`` is kept, not copied."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            lowered = name.lower()
+            values = by_name.get(lowered)
+            if values is None:
+                by_name[lowered] = [value]
+            else:
+                values.append(value)
+        headers._by_name = by_name
+        return headers
+
+    @classmethod
     def from_message(cls, message: Message) -> Headers:
         """Build from an :class:`email.message.Message` (such as the
         :class:`http.client.HTTPMessage` gevent's ``WSGIHandler`` keeps in ``self.headers``)."""
@@ -109,9 +129,14 @@ class Headers:
         values = self._by_name.get(lowered)
         if values is None:
             return None
-        if lowered in _FIRST_ONLY:
+        if len(values) == 1 or lowered in _FIRST_ONLY:
             return values[0]
         return ("; " if lowered == "cookie" else ", ").join(values)
+
+    def _first(self, lowered_name: str) -> str | None:
+        """The first value of the header named ``lowered_name`` (lower case), or None."""
+        values = self._by_name.get(lowered_name)
+        return None if values is None else values[0]
 
     def get_all(self, name: str) -> list[str]:
         """Return every value of header ``name`` (any case), in order; ``[]`` if absent."""
@@ -141,7 +166,10 @@ def _has_token(value: str | None, token: str) -> bool:
     """Tell whether the comma-separated ``value`` contains ``token`` (case-insensitive)."""
     if not value:
         return False
-    return any(part.strip(" \t").lower() == token for part in value.split(","))
+    for part in value.split(","):  # noqa: SIM110 (any() would make a generator per call)
+        if part.strip(" \t").lower() == token:
+            return True
+    return False
 
 
 def is_websocket_request(headers: Headers) -> bool:
@@ -227,13 +255,28 @@ _HTTP_VERSION = re.compile(r"HTTP/([0-9]{1,9})(?:\.([0-9]{1,9}))?")
 _DIGITS = re.compile("[0-9]+")
 
 
+#: Base64 of 16 bytes: 22 characters of the alphabet and two of padding (what
+#: base64.b64decode(key, validate=True) takes and decodes to 16 bytes, and nothing else).
+_SIXTEEN_BYTES_BASE64 = re.compile(r"[A-Za-z0-9+/]{22}==")
+
+
 def _is_key_valid(key: str) -> bool:
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        return False
+    return len(key) == 24 and _SIXTEEN_BYTES_BASE64.fullmatch(key) is not None
+
+
+def _parse_version(raw_version: str | None) -> int:
+    """The ``Sec-WebSocket-Version`` asked for: 8 or 13, else the HandshakeError to answer."""
+    if not raw_version or not _DIGITS.fullmatch(raw_version):
+        raise HandshakeError("Client must provide a value for Sec-WebSocket-Version.", 400)
+    # Compare the digits as text: int() of a few thousand digits would itself raise.
+    digits = raw_version.lstrip("0") or "0"
+    if digits not in ("8", "13"):
+        raise HandshakeError(
+            f"Unsupported websocket client version: {digits}Only versions 8 and 13 are supported.",
+            426,
+            {"Sec-WebSocket-Version": "13"},
+        )
+    return int(digits)
 
 
 def parse_handshake(
@@ -259,9 +302,10 @@ def parse_handshake(
     if method != "GET":
         raise HandshakeError(f"Method must be GET, got {method}.", 405, {"Allow": "GET"})
 
-    match = _HTTP_VERSION.fullmatch(http_version)
-    if not match or (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
-        raise HandshakeError(f"HTTP/1.1 or higher is required, got {http_version}.", 400)
+    if http_version != "HTTP/1.1":  # what every client sends; anything else is parsed
+        match = _HTTP_VERSION.fullmatch(http_version)
+        if not match or (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
+            raise HandshakeError(f"HTTP/1.1 or higher is required, got {http_version}.", 400)
 
     host = headers.get("host")
     if not host:
@@ -278,17 +322,8 @@ def parse_handshake(
         raise HandshakeError("Sec-WebSocket-Key must be base64 of 16 bytes.", 400)
 
     raw_version = headers.get("sec-websocket-version")
-    if not raw_version or not _DIGITS.fullmatch(raw_version):
-        raise HandshakeError("Client must provide a value for Sec-WebSocket-Version.", 400)
-    # Compare the digits as text: int() of a few thousand digits would itself raise.
-    digits = raw_version.lstrip("0") or "0"
-    if digits not in ("8", "13"):
-        raise HandshakeError(
-            f"Unsupported websocket client version: {digits}Only versions 8 and 13 are supported.",
-            426,
-            {"Sec-WebSocket-Version": "13"},
-        )
-    version = int(digits)
+    # 13 is what every current client sends.
+    version = 13 if raw_version == "13" else _parse_version(raw_version)
 
     cookies: list[Cookie] = []
     if parse_cookies:
@@ -374,6 +409,12 @@ def _encode_line(name: str, value: str) -> bytes:
     return name.encode("ascii") + b": " + encoded + b"\r\n"
 
 
+_ACCEPT_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
+
+
 def build_accept_response(
     key: str,
     protocol: str | None = None,
@@ -389,12 +430,10 @@ def build_accept_response(
     must be a valid token and extra header names tokens, else ``ValueError``; CR, LF and other
     control characters but TAB are removed from the values.
     """
-    lines = [
-        b"HTTP/1.1 101 Switching Protocols\r\n",
-        b"Upgrade: websocket\r\n",
-        b"Connection: Upgrade\r\n",
-        _encode_line("Sec-WebSocket-Accept", accept_key(key)),
-    ]
+    head = _ACCEPT_HEAD + _accept_value(key) + b"\r\n"
+    if not (protocol or set_cookies or extra_headers):  # the usual answer
+        return head + b"\r\n"
+    lines = [head]
     if protocol:
         check_subprotocol(protocol)
         lines.append(_encode_line("Sec-WebSocket-Protocol", protocol))

@@ -24,11 +24,12 @@ _VALUE_SPLIT = re.compile("," + _JS_SPACE_CLASS + "*")
 _PARAM_SPLIT = re.compile(";" + _JS_SPACE_CLASS + "*")
 
 _TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def is_token(value: str) -> bool:
     """Tell whether ``value`` is a non-empty RFC 7230 ``token`` (only ``tchar`` characters)."""
-    return bool(value) and all(ch in _TCHARS for ch in value)
+    return _TOKEN.fullmatch(value) is not None
 
 
 def check_subprotocol(protocol: str) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.socket
 from gevent.event import Event
 
 from .close_codes import CloseCode
@@ -47,7 +48,7 @@ class WebSocketRequest(EventEmitter):
         *,
         peer_address: str,
         initial_data: bytes = b"",
-        environ: dict[str, Any] | None = None,
+        environ: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         server: WebSocketServer | None = None,
         read_in_background: bool = False,
     ) -> None:
@@ -56,8 +57,7 @@ class WebSocketRequest(EventEmitter):
         self.handshake = handshake
         self.options = options
         self.server = server
-        #: The WSGI environ of the upgrade request, when it came through pywsgi.
-        self.environ = environ
+        self._environ = environ
         self._initial_data = initial_data
         # True when the greenlet that accepts goes on to use the connection (a WSGI view):
         # the reader then gets a greenlet of its own.
@@ -77,12 +77,28 @@ class WebSocketRequest(EventEmitter):
         #: True when the client hung up before the request was answered.
         self.peer_gone = False
         self._answered = False
-        # Set once the answer is written and the connection registered: the upgrading
-        # greenlet then starts reading.
-        self._resolved = Event()
+        # True once the answer is written and the connection registered: the upgrading
+        # greenlet then starts reading. The Event is made only for a wait that must block.
+        self._answer_complete = False
+        self._resolved: Event | None = None
 
     def __repr__(self) -> str:
         return f"<WebSocketRequest {self.resource!r} from {self.remote_address}>"
+
+    @property
+    def environ(self) -> dict[str, Any] | None:
+        """The WSGI environ of the upgrade request when it came through pywsgi, else None.
+
+        Given as a callable, it is built when first read (and kept).
+        """
+        environ = self._environ
+        if callable(environ):
+            environ = self._environ = environ()
+        return environ
+
+    @environ.setter
+    def environ(self, environ: dict[str, Any] | None) -> None:
+        self._environ = environ
 
     # The properties of WebSocket-Node's request, under Python names.
     @property
@@ -142,6 +158,10 @@ class WebSocketRequest(EventEmitter):
 
     def wait_resolved(self, timeout: float | None = None) -> bool:
         """Block until the request is accepted or rejected; False if ``timeout`` ran out."""
+        if self._answer_complete:
+            return True
+        if self._resolved is None:
+            self._resolved = Event()
         return bool(self._resolved.wait(timeout))
 
     def _check_unresolved(self) -> None:
@@ -188,7 +208,7 @@ class WebSocketRequest(EventEmitter):
         written = False
         if not self.peer_gone:
             try:
-                self.socket.sendall(response)
+                _send_all(self.socket, response)
                 written = True
                 self.response_length = len(response)
             except OSError:
@@ -202,7 +222,7 @@ class WebSocketRequest(EventEmitter):
         if self.server is not None:
             self.server._connection_accepted(connection)
         self.emit("request_accepted", connection)
-        self._resolved.set()
+        self._complete_answer()
         if self._read_in_background:
             gevent.spawn(connection.run)
         return connection
@@ -227,10 +247,30 @@ class WebSocketRequest(EventEmitter):
         except OSError:
             pass
         self.emit("request_rejected", self)
-        self._resolved.set()
+        self._complete_answer()
+
+    def _complete_answer(self) -> None:
+        self._answer_complete = True
+        if self._resolved is not None:
+            self._resolved.set()
 
     def _mark_resolved(self, status: int) -> None:
         self.status = status
         if self.server is not None:
             self.server._request_resolved(self)
         self._answered = True
+
+
+def _send_all(sock: Any, data: bytes) -> None:
+    """``sock.sendall(data)``, trying the plain socket under a gevent one first: a new
+    connection's send buffer takes a handshake answer at once, without gevent's send loop
+    in Python. (Not for TLS, whose records only gevent's SSL socket can write.)"""
+    if type(sock) is gevent.socket.socket:
+        try:
+            sent = sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    sock.sendall(data)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -173,12 +174,15 @@ class WebSocketServer(EventEmitter):
         *,
         peer_address: str,
         initial_data: bytes = b"",
-        environ: dict[str, Any] | None = None,
+        environ: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     ) -> tuple[int, int, WebSocketConnection | None]:
         """Validate the upgrade request on ``sock`` and have it answered (``request`` event,
         auto-accept, or a rejection). Returns the HTTP status, the response length and the
         accepted connection, which the caller must :meth:`~WebSocketConnection.run` (in the
-        greenlet that owns ``sock``; the socket is closed when that returns)."""
+        greenlet that owns ``sock``; the socket is closed when that returns).
+
+        ``environ`` becomes the request's :attr:`~WebSocketRequest.environ`; a callable is
+        called only when that is first read."""
         try:
             handshake = parse_handshake(
                 method,

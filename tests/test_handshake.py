@@ -349,6 +349,14 @@ def test_key_must_be_base64_of_16_bytes(key: str) -> None:
     assert (error.status, error.reason) == (400, "Sec-WebSocket-Key must be base64 of 16 bytes.")
 
 
+@pytest.mark.parametrize(
+    "key", ["AAAAAAAAAAAAAAAAAAAAAA==", "dGhlIHNhbXBsZSBub25jZR==", "+/+/+/+/+/+/+/+/+/+/+/=="]
+)
+def test_any_base64_of_16_bytes_is_a_key(key: str) -> None:
+    """Padding bits that are not zero (``R==``) pass, as they do for base64.b64decode."""
+    assert parse(("Sec-WebSocket-Key", key)).key == key
+
+
 def test_two_keys_are_joined_and_refused() -> None:
     h = Headers([*VALID, ("Sec-WebSocket-Key", KEY)])
     with pytest.raises(HandshakeError) as info:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rawclient import RawClient
 
+from geventws.handshake import Headers
 from geventws.header_block import HeaderBlock, read_header_block
 
 
@@ -69,6 +70,65 @@ def test_limits_of_http_client_are_kept():
 
 def test_latin1_bytes_are_kept_as_latin1_text():
     assert read(b"X-Name: caf\xe9\r\n\r\n").get("X-Name") == "caf\u00e9"
+
+
+def read_with_outcome(stream: Any, limit: int | None) -> tuple[Any, ...]:
+    """What reading ``stream`` gave: fields and status, or the error; and what is left."""
+    try:
+        block = read_header_block(stream, limit)
+        outcome: tuple[Any, ...] = (block.fields(), block.status)
+    except ValueError as error:
+        outcome = (type(error), str(error))
+    return (*outcome, stream.read())
+
+
+@pytest.mark.parametrize("limit", [None, 60])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Host: a\r\nX-Two:  b c \t\r\nx-two: d\r\nEmpty:\r\n\r\nframes",
+        b"\r\nframes\r\n\r\n",
+        b"X-Long: one\r\n  two\r\n\tthree\r\nNext: x\r\n\r\n",
+        b"A: 1\nB: 2\r\n\r\n",
+        b"A: 1\r\n\nB: 2\r\n\r\n",
+        b"A: 1\rB: 2\r\n\r\n",
+        b"No colon here\r\n\r\n",
+        b" leading continuation\r\n\r\n",
+        b"Bad\x7fName: x\r\n\r\n",
+        b"X-Name: caf\xe9\r\n\r\n",
+        b"X-A: b:c\r\n \r\nY_1: 1\r\n\r\nrest",
+        b"Host:x\r\n\r\n\r\n\r\n",
+        b"\nHost: x\r\n\r\n",
+        b"Host: x\r\n\t\r\n\r\n",
+        b"A: 1\r\nB: 2\r\n",
+        b"X-Big: " + b"b" * 60 + b"\r\n\r\n",
+        b"".join(b"H%d: v\r\n" % number for number in range(101)) + b"\r\n",
+        b"".join(b"H%d: v\r\n" % number for number in range(100)) + b"\r\n",
+    ],
+)
+def test_a_block_taken_in_one_piece_reads_as_line_by_line(raw: bytes, limit: int | None):
+    """A buffered reader holding the whole block gives the block in one piece; the outcome
+    (fields, status, error, what is left to read) is that of reading line by line."""
+    buffered = io.BufferedReader(io.BytesIO(raw))
+    assert read_with_outcome(buffered, limit) == read_with_outcome(io.BytesIO(raw), limit)
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_request_headers_read_as_headers_made_from_the_fields(buffered: bool):
+    raw = b"Host: a\r\nX-A:  1 \r\nx-a: 2\r\nX-Fold: b\r\n\t c \r\nCookie: k=v\r\n\r\n"
+    stream = io.BufferedReader(io.BytesIO(raw)) if buffered else io.BytesIO(raw)
+    block = read_header_block(stream)
+    made = Headers(block.fields())
+    headers = block.request_headers()
+    assert headers == made
+    for name in ("host", "X-A", "x-fold", "COOKIE", "missing"):
+        assert (headers.get(name), headers.get_all(name)) == (made.get(name), made.get_all(name))
+
+
+def test_a_block_taken_in_one_piece_tells_what_the_reader_still_holds():
+    buffered = io.BufferedReader(io.BytesIO(b"Host: a\r\n\r\n\x81\x85frame"))
+    assert read_header_block(buffered).unread_after == 7
+    assert read_header_block(io.BytesIO(b"Host: a\r\n\r\nrest")).unread_after is None
 
 
 def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -16,7 +16,7 @@ from rawclient import HTTPResponse, RawClient, client_frame
 from tls_helpers import tls_contexts, tls_raw_client
 
 from geventws import ServerOptions, WebSocketServer
-from geventws.handler import mounted_server
+from geventws.handler import WebSocketHandler, mounted_server
 
 SHUTTING_DOWN_503 = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
@@ -349,6 +349,31 @@ def test_custom_handler_class_and_access_log_keep_working(extra):
     assert '"GET /plain HTTP/1.1" 200' in log.lines[0]
     assert '"GET /logged HTTP/1.1" 101' in log.lines[1]
     assert '"GET /refused HTTP/1.1" 426' in log.lines[2]
+
+
+class EmailHeadersHandler(WebSocketHandler):
+    """A subclass of geventws's handler that reads headers with pywsgi's own reader."""
+
+    MessageClass = WSGIHandler.MessageClass
+
+
+def test_a_handler_subclass_with_its_own_header_reader_keeps_the_head_checks(extra):
+    http = WSGIServer(("127.0.0.1", 0), plain_app, log=None, handler_class=EmailHeadersHandler)
+    ws = WebSocketServer(http, keepalive=False, max_request_header_size=1024)
+    events = recorded(ws)
+    extra(http, ws)
+
+    with RawClient(http.server_port) as client:
+        assert client.handshake("/fine").status == 101
+        echo_round_trip(client, "read by the email parser")
+        client.close_handshake()
+    with RawClient(http.server_port) as client:
+        client.send_raw(client.request_bytes(headers={"X-Big": "b" * 1024}))
+        assert client.read_response().status == 431
+    with RawClient(http.server_port) as client:
+        client.send_raw(client.request_bytes(headers={"X-Note": "a\rUpgrade: websocket"}))
+        assert client.read_response().status == 400
+    assert [e[1].resource for e in events if e[0] == "request"] == ["/fine"]
 
 
 def test_mount_refuses_a_handler_class_that_is_not_a_wsgi_handler():

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import gevent
 import pytest
 from conftest import echo_connection, wait_until
+from gevent.pywsgi import WSGIHandler
 from rawclient import HTTPResponse, RawClient, expected_accept
 
 from geventws import (
@@ -818,3 +819,83 @@ def test_client_hangs_up_and_nobody_answers(serve):
     wait_until(lambda: request.resolved, what="the request_timeout to answer")
     assert request.status == 503
     assert event_names(served) == ["request"]
+
+
+def environ_facts(environ: dict) -> dict:
+    """The parts of a pywsgi environ a WebSocket application reads."""
+    return {
+        key: environ.get(key)
+        for key in (
+            "REQUEST_METHOD",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "SERVER_PROTOCOL",
+            "REMOTE_ADDR",
+            "HTTP_HOST",
+            "HTTP_X_TRACE",
+            "HTTP_COOKIE",
+            "HTTP_SEC_WEBSOCKET_VERSION",
+            "wsgi.url_scheme",
+        )
+    }
+
+
+def test_request_environ_is_the_same_read_in_the_listener_or_after_the_connection_closed(serve):
+    read_in_listener: list[dict] = []
+
+    def on_request(request):
+        if request.resource.startswith("/now"):
+            read_in_listener.append(request.environ)
+        request.accept()
+
+    served = serve(on_request=on_request)
+    for path in ("/now?a=1", "/later?a=1"):
+        with RawClient(served.port) as client:
+            headers = {"X-Trace": "t-1", "Cookie": "a=1"}
+            assert client.handshake(path, headers).status == 101
+            client.send_text("x")
+            assert client.read_message() == "x"
+            client.close_handshake()
+    served.wait_for_event("close", 2)
+    now_request, later_request = [e[1] for e in served.events if e[0] == "request"]
+
+    later = environ_facts(later_request.environ)
+    now = environ_facts(now_request.environ)
+    assert now_request.environ is read_in_listener[0]
+    assert later == {**now, "PATH_INFO": "/later"}
+    assert now == {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/now",
+        "QUERY_STRING": "a=1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_X_TRACE": "t-1",
+        "HTTP_COOKIE": "a=1",
+        "HTTP_SEC_WEBSOCKET_VERSION": "13",
+        "wsgi.url_scheme": "http",
+    }
+    assert later_request.environ is later_request.environ  # built once
+
+
+def test_request_environ_is_not_built_when_nobody_keeps_the_request(serve, monkeypatch):
+    built: list[str] = []
+    original = WSGIHandler.get_environ
+
+    def counting_get_environ(handler):
+        built.append(handler.path)
+        return original(handler)
+
+    monkeypatch.setattr(WSGIHandler, "get_environ", counting_get_environ)
+    served = serve(on_request=lambda request: request.accept())
+    served.events.clear()
+    served.ws.remove_all_listeners("request")  # the fixture's recorder keeps every request
+    served.ws.on("request", lambda request: request.accept())
+    with RawClient(served.port) as client:
+        assert client.handshake("/unread").status == 101
+        client.close_handshake()
+    wait_until(lambda: not served.ws.connections, what="the connection closed")
+    with RawClient(served.port) as client:
+        client.send_raw(b"GET /plain HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert client.read_response().status == 200
+    assert built == ["/plain"]
