@@ -24,12 +24,14 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.ssl
 from gevent.event import Event
 from gevent.lock import Semaphore
 from greenlet import getcurrent
@@ -211,7 +213,7 @@ class WebSocketConnection(EventEmitter):
         self._send_timeout = options.send_timeout / 1000.0
         # The plain socket under gevent's, for the non-blocking first try of every send;
         # None for TLS, whose records only gevent's SSL socket can write.
-        self._raw_socket = None if hasattr(sock, "_sslobj") else getattr(sock, "_sock", None)
+        self._raw_socket = None if isinstance(sock, _TLS_SOCKETS) else getattr(sock, "_sock", None)
         self._hub = gevent.get_hub()
         self._reader: Any = None
         self._terminating = False
@@ -259,10 +261,12 @@ class WebSocketConnection(EventEmitter):
         self._close_delivered = False
         self._done: Event | None = None
         self._resumed: Event | None = None
-        with contextlib.suppress(OSError):  # not TCP (a UNIX socket): nothing to set
+        try:  # noqa: SIM105 (suppress() would cost a context manager per connection)
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.disable_nagle_algorithm)
             )
+        except OSError:  # not TCP (a UNIX socket): nothing to set
+            pass
         if options.keepalive:
             self._arm_keepalive(options.keepalive_interval / 1000.0)
 
@@ -660,6 +664,7 @@ class WebSocketConnection(EventEmitter):
         sock = self.socket
         self._reading = True
         moved = False
+        peer_closed = False
         try:
             if self._terminating:
                 return
@@ -712,6 +717,7 @@ class WebSocketConnection(EventEmitter):
                         self._socket_failed(error, "read")
                     return
                 if not data:
+                    peer_closed = True
                     return
                 self._last_received = time.monotonic()
                 if self._resumed is not None:  # paused while this chunk was on its way
@@ -736,7 +742,7 @@ class WebSocketConnection(EventEmitter):
         finally:
             if self._reader is getcurrent():
                 self._reading = False
-                self._finish()
+                self._finish(peer_closed=peer_closed)
         if moved:
             self._dispatch_loop()
 
@@ -857,12 +863,12 @@ class WebSocketConnection(EventEmitter):
             return
         self._write_shut = True
         sock = self.socket
-        # Inside the suppress: on a socket already closed (by the application, say) gevent
-        # raises EBADF even for the attribute lookup.
-        with contextlib.suppress(OSError):
-            if getattr(sock, "_sslobj", None) is not None:
+        try:
+            if self._raw_socket is None and isinstance(sock, _TLS_SOCKETS):
                 _send_close_notify(sock)
             sock.shutdown(socket.SHUT_WR)
+        except OSError:  # closed already (by the application, say), or reset by the peer
+            pass
 
     def _socket_failed(self, error: OSError, operation: str) -> None:
         if self.state == CLOSED and self.close_reason_code != -1:
@@ -876,8 +882,9 @@ class WebSocketConnection(EventEmitter):
         if self._listeners.get("error"):
             self._deliver("error", error)
 
-    def _finish(self) -> None:
-        """Close the socket and report ``close`` once, whatever ended the connection."""
+    def _finish(self, *, peer_closed: bool = False) -> None:
+        """Close the socket and report ``close`` once, whatever ended the connection
+        (``peer_closed``: the reader saw the peer close its side of TCP)."""
         if self._finished:
             return
         self._finished = True
@@ -890,7 +897,7 @@ class WebSocketConnection(EventEmitter):
             self.close_description = "Connection dropped by remote peer."
         self.state = CLOSED
         self.connected = False
-        self._close_socket()
+        self._close_socket(peer_closed=peer_closed)
         if self.server is not None:
             self.server._connection_closed(self)
         if not self._dispatch_busy and getcurrent() is self._reader:
@@ -921,18 +928,21 @@ class WebSocketConnection(EventEmitter):
         stuck.kill(block=False)  # first, so its cleanup runs before the close event
         self._dispatcher = gevent.spawn(self._dispatch_loop)
 
-    def _close_socket(self) -> None:
+    def _close_socket(self, *, peer_closed: bool = False) -> None:
+        """FIN, then close. Unless the peer has closed its side (then nothing more can come),
+        what it sent meanwhile is read first, so that close() sends FIN, not RST (which could
+        destroy our Close)."""
         sock = self.socket
         self._shutdown_write()
         try:
-            # Read what is left so close() sends FIN, not RST (which could destroy our Close).
-            sock.settimeout(0.0)
-            while sock.recv(_RECEIVE_SIZE):
-                pass
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
+            if not peer_closed:
+                sock.settimeout(0.0)
+                while sock.recv(_RECEIVE_SIZE):
+                    pass
             sock.close()
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.close()
 
     # ------------------------------------------------------------------ delivering
 
@@ -1225,6 +1235,11 @@ def _unsent(raw: socket.socket, data: bytes | memoryview) -> bytes | memoryview:
     except BlockingIOError:
         return data
     return memoryview(data)[sent:] if sent < len(data) else b""
+
+
+#: TLS sockets (gevent's, and the standard library's): told apart by type, as looking for
+#: their ``_sslobj`` on a plain gevent socket costs two AttributeErrors.
+_TLS_SOCKETS = (gevent.ssl.SSLSocket, ssl.SSLSocket)
 
 
 def _send_close_notify(sock: Any) -> None:
