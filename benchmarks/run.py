@@ -204,7 +204,7 @@ def setup(work: Path, python: str) -> dict[str, str]:
         "print(platform.python_version());"
         "[print(m.version(p)) for p in ('geventws', 'gevent', 'greenlet', 'websockets',"
         " 'gevent-websocket')];"
-        "import geventws.masking as k; print(k.apply_mask.__name__)"
+        "import geventws.masking as k; print('C' if k.accelerated_apply_mask else 'Python')"
     )
     out = subprocess.run(
         [str(venv_python), "-c", probe], check=True, capture_output=True, text=True
