@@ -69,6 +69,19 @@ _FIRST_ONLY = frozenset(
 _OBS_FOLD = re.compile(r"\r?\n[ \t]+")
 
 
+def _index_by_name(items: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Map each lower-cased header name to its values, in order."""
+    by_name: dict[str, list[str]] = {}
+    for name, value in items:
+        lowered = name.lower()
+        values = by_name.get(lowered)
+        if values is None:
+            by_name[lowered] = [value]
+        else:
+            values.append(value)
+    return by_name
+
+
 class Headers:
     """Request headers: a case-insensitive multi-dict that remembers order and spelling.
 
@@ -80,21 +93,14 @@ class Headers:
     __slots__ = ("_by_name", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._by_name: dict[str, list[str]] = {}
-        by_name = self._by_name
+        cleaned: list[tuple[str, str]] = []
         for name, value in items:
             text = str(value)
             if "\n" in text:
                 text = _OBS_FOLD.sub(" ", text)
-            text = text.strip(" \t")
-            self._items.append((name, text))
-            lowered = name.lower()
-            values = by_name.get(lowered)
-            if values is None:
-                by_name[lowered] = [text]
-            else:
-                values.append(text)
+            cleaned.append((name, text.strip(" \t")))
+        self._items = cleaned
+        self._by_name = _index_by_name(cleaned)
 
     @classmethod
     def _from_clean(cls, items: list[tuple[str, str]]) -> Headers:
@@ -102,15 +108,7 @@ class Headers:
         line break, no space or tab at either end); ``items`` is kept, not copied."""
         headers = cls.__new__(cls)
         headers._items = items
-        by_name: dict[str, list[str]] = {}
-        for name, value in items:
-            lowered = name.lower()
-            values = by_name.get(lowered)
-            if values is None:
-                by_name[lowered] = [value]
-            else:
-                values.append(value)
-        headers._by_name = by_name
+        headers._by_name = _index_by_name(items)
         return headers
 
     @classmethod
