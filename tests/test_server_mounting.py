@@ -99,7 +99,8 @@ def test_one_server_on_a_plain_and_a_tls_wsgi_server(extra):
         from websockets.sync.client import connect
 
         uri = f"wss://127.0.0.1:{secure.server_port}/secure"
-        with connect(uri, ssl=tls.client, subprotocols=["chat"], open_timeout=5) as client:
+        # A generous bound: the client runs in a thread, which a loaded machine may starve.
+        with connect(uri, ssl=tls.client, subprotocols=["chat"], open_timeout=15) as client:
             client.send("over tls")
             first = client.recv(timeout=5)
             opened.set()
@@ -113,7 +114,9 @@ def test_one_server_on_a_plain_and_a_tls_wsgi_server(extra):
         echo_round_trip(client, "over tcp")
         session = gevent.get_hub().threadpool.spawn(tls_session)
         try:
-            wait_until(lambda: opened.is_set() or session.ready(), what="the TLS client")
+            wait_until(
+                lambda: opened.is_set() or session.ready(), timeout=20, what="the TLS client"
+            )
             assert opened.is_set(), session.get()
             # Both connections are open at once, on two servers, in one WebSocketServer.
             wait_until(lambda: len(ws.connections) == 2, what="both connections")
