@@ -134,20 +134,7 @@ def python_encode_message(
     any RSV bits), the others are continuations, only the last has FIN. Otherwise one frame
     with FIN. ``ValueError`` for a ``fragment_size`` under 1.
     """
-    if fragment_size is not None and fragment_size < 1:
-        raise ValueError(f"fragment_size must be at least 1, got {fragment_size}")
-    size = len(payload)
-    if fragment_size is None or size <= fragment_size:
-        return encode_frame(_FIN | opcode, payload)
-    view = memoryview(payload)
-    parts = []
-    first = opcode
-    for start in range(0, size, fragment_size):
-        end = start + fragment_size
-        fin = _FIN if end >= size else 0
-        parts.append(encode_frame(fin | first, view[start:end]))
-        first = OP_CONTINUATION
-    return b"".join(parts)
+    return b"".join(message_parts(opcode, payload, fragment_size))
 
 
 def message_parts(

@@ -40,11 +40,11 @@ def python_unmask_pieces(
 
     ``ValueError`` if the pieces hold fewer than ``length`` bytes.
     """
-    joined = b"".join(pieces)
     if len(mask) != 4 or length < 0:
         raise ValueError(
             f"a 4-byte mask and a length of at least 0 are needed, got {len(mask)} and {length}"
         )
+    joined = b"".join(pieces)
     if len(joined) < length:
         raise ValueError(f"the pieces hold {len(joined)} bytes, {length} are wanted")
     return python_apply_mask(memoryview(joined)[:length], mask)

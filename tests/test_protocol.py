@@ -343,6 +343,8 @@ class TestChunking:
         protocol = WebSocketProtocol(max_frame_size=1 << 20)
         assert protocol.receive(stream[:70_000]) == []
         assert protocol.inside_frame
+        assert protocol._pieces is not None  # kept as the list of reads, not one buffer
+        assert len(protocol._buffer) == 0
         assert protocol.receive(stream[70_000:-1]) == []
         assert protocol.inside_frame
         assert protocol.receive(stream[-1:]) == [MessageReceived(b"x" * 100_000)]
