@@ -699,6 +699,7 @@ class WebSocketConnection(EventEmitter):
                     else:
                         if drained:
                             _wait_until_ready(readable, hub, wake)
+                            chunks = 0  # the others had their turn while this one waited
                         while True:
                             try:
                                 data = raw.recv(_RECEIVE_SIZE)
@@ -708,6 +709,7 @@ class WebSocketConnection(EventEmitter):
                             # Outside the except clause: an exception kept alive while the
                             # connection idles would cost it half a kilobyte.
                             _wait_until_ready(readable, hub, wake)
+                            chunks = 0
                         drained = len(data) < _RECEIVE_SIZE
                 except OSError as error:
                     if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
