@@ -5,12 +5,21 @@
  * - scan_messages: the common case of WebSocketProtocol.receive, whole single-frame messages,
  *   in one call; anything else is left to the Python parser;
  * - encode_message: frames.python_encode_message, the payload copied once;
- * - unmask_pieces: masking.python_unmask_pieces, joining and unmasking in one pass. */
+ * - send_each: the same bytes to many sockets, one send() each, in one call;
+ * - PayloadBuffer: masking.PythonPayloadBuffer, a masked payload received straight into the
+ *   bytes object that becomes the message and unmasked there, read by read. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sys/socket.h>
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* (macOS) CPython ignores SIGPIPE anyway */
+#endif
+#endif
 
 /* out = in XOR key, as if in started `offset` bytes into the masked payload. */
 static void xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
@@ -46,54 +55,6 @@ static PyObject *apply_mask(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
-    return result;
-}
-
-/* unmask_pieces(pieces, length, mask) -> bytes
- *
- * The first `length` bytes of the concatenation of `pieces` (a list of bytes-like objects),
- * XORed with the 4-byte mask from its first byte: a payload that arrived in many reads, in
- * one pass instead of a join and then an unmasking. */
-static PyObject *unmask_pieces(PyObject *self, PyObject *args) {
-    PyObject *pieces;
-    Py_ssize_t length;
-    Py_buffer mask;
-    if (!PyArg_ParseTuple(args, "O!ny*", &PyList_Type, &pieces, &length, &mask)) return NULL;
-    if (mask.len != 4 || length < 0) {
-        PyBuffer_Release(&mask);
-        return PyErr_Format(PyExc_ValueError,
-                            "a 4-byte mask and a length of at least 0 are needed, got %zd and %zd",
-                            mask.len, length);
-    }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, length);
-    if (result == NULL) {
-        PyBuffer_Release(&mask);
-        return NULL;
-    }
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_ssize_t done = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pieces) && done < length; i++) {
-        PyObject *piece = PyList_GET_ITEM(pieces, i);
-        Py_buffer view;
-        Py_INCREF(piece);
-        int failed = PyObject_GetBuffer(piece, &view, PyBUF_SIMPLE);
-        Py_DECREF(piece);
-        if (failed < 0) {
-            Py_DECREF(result);
-            PyBuffer_Release(&mask);
-            return NULL;
-        }
-        Py_ssize_t n = view.len < length - done ? view.len : length - done;
-        xor_mask(view.buf, out + done, n, mask.buf, done);
-        done += n;
-        PyBuffer_Release(&view);
-    }
-    PyBuffer_Release(&mask);
-    if (done < length) {
-        Py_DECREF(result);
-        return PyErr_Format(PyExc_ValueError, "the pieces hold %zd bytes, %zd are wanted", done,
-                            length);
-    }
     return result;
 }
 
@@ -309,6 +270,218 @@ static PyObject *encode_message(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* send_each(fds, data) -> list: send `data` on each socket of `fds` (a list of file
+ * descriptors of non-blocking sockets) with one send() each, the GIL released once for all.
+ * Returns the sockets that did not take all of it, as (index in fds, bytes sent) or, for a
+ * failed send, (index, -errno) (EAGAIN/EWOULDBLOCK counts as 0 bytes sent). */
+#ifndef _WIN32
+static PyObject *send_each(PyObject *self, PyObject *args) {
+    PyObject *fd_list;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "O!y*", &PyList_Type, &fd_list, &data)) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(fd_list);
+    int *fds = PyMem_Malloc(sizeof(int) * (count ? count : 1));
+    Py_ssize_t *results = PyMem_Malloc(sizeof(Py_ssize_t) * (count ? count : 1));
+    PyObject *unfinished = NULL;
+    if (fds == NULL || results == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long fd = PyLong_AsLong(PyList_GET_ITEM(fd_list, i));
+        if (fd == -1 && PyErr_Occurred()) goto done;
+        if (fd < 0 || fd > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "send_each(): not a file descriptor: %ld", fd);
+            goto done;
+        }
+        fds[i] = (int)fd;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        ssize_t sent;
+        do {
+            sent = send(fds[i], data.buf, (size_t)data.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (sent < 0 && errno == EINTR);
+        if (sent < 0) sent = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+        results[i] = sent;
+    }
+    Py_END_ALLOW_THREADS
+    unfinished = PyList_New(0);
+    if (unfinished == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (results[i] == data.len) continue;
+        PyObject *item = Py_BuildValue("(nn)", i, results[i]);
+        if (item == NULL || PyList_Append(unfinished, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(unfinished);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+done:
+    PyMem_Free(fds);
+    PyMem_Free(results);
+    PyBuffer_Release(&data);
+    return unfinished;
+}
+#endif
+
+/* PayloadBuffer(length, mask): a masked payload of `length` bytes received into the bytes
+ * object that will hold the message. Its buffer (writable) is the part not yet filled, so a
+ * socket's recv_into() can write there; advance(n) unmasks the n bytes just written, in place
+ * while they are still in the cache; write(data) copies and unmasks in one pass; take() gives
+ * the finished bytes away. The bytes object is seen by no one before take(). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload; /* bytes of `length`, NULL once taken */
+    Py_ssize_t length;
+    Py_ssize_t filled;
+    Py_ssize_t exports;
+    unsigned char mask[4];
+} PayloadBuffer;
+
+static int payload_buffer_init(PayloadBuffer *self, PyObject *args, PyObject *kwargs) {
+    Py_ssize_t length;
+    Py_buffer mask;
+    static char *keywords[] = {"length", "mask", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ny*", keywords, &length, &mask)) return -1;
+    if (mask.len != 4 || length < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "a 4-byte mask and a length of at least 0 are needed, got %zd and %zd",
+                     mask.len, length);
+        PyBuffer_Release(&mask);
+        return -1;
+    }
+    if (self->payload != NULL || self->exports) {
+        PyBuffer_Release(&mask);
+        PyErr_SetString(PyExc_RuntimeError, "a PayloadBuffer is set up only once");
+        return -1;
+    }
+    memcpy(self->mask, mask.buf, 4);
+    PyBuffer_Release(&mask);
+    self->payload = PyBytes_FromStringAndSize(NULL, length);
+    if (self->payload == NULL) return -1;
+    self->length = length;
+    self->filled = 0;
+    return 0;
+}
+
+static void payload_buffer_dealloc(PayloadBuffer *self) {
+    Py_XDECREF(self->payload);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int payload_buffer_check(PayloadBuffer *self) {
+    if (self->payload == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return -1;
+    }
+    return 0;
+}
+
+static int payload_buffer_getbuffer(PayloadBuffer *self, Py_buffer *view, int flags) {
+    if (payload_buffer_check(self) < 0) {
+        view->obj = NULL;
+        return -1;
+    }
+    char *start = PyBytes_AS_STRING(self->payload) + self->filled;
+    if (PyBuffer_FillInfo(view, (PyObject *)self, start, self->length - self->filled, 0, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void payload_buffer_releasebuffer(PayloadBuffer *self, Py_buffer *view) {
+    self->exports--;
+}
+
+static PyBufferProcs payload_buffer_as_buffer = {
+    (getbufferproc)payload_buffer_getbuffer,
+    (releasebufferproc)payload_buffer_releasebuffer,
+};
+
+static PyObject *payload_buffer_advance(PayloadBuffer *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (payload_buffer_check(self) < 0) return NULL;
+    if (n < 0 || n > self->length - self->filled) {
+        return PyErr_Format(PyExc_ValueError, "advance(%zd): %zd bytes are still to come", n,
+                            self->length - self->filled);
+    }
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(self->payload) + self->filled;
+    xor_mask(at, at, n, self->mask, self->filled);
+    self->filled += n;
+    return PyLong_FromSsize_t(self->length - self->filled);
+}
+
+static PyObject *payload_buffer_write(PayloadBuffer *self, PyObject *arg) {
+    Py_buffer data;
+    if (payload_buffer_check(self) < 0) return NULL;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
+    Py_ssize_t n = data.len < self->length - self->filled ? data.len : self->length - self->filled;
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(self->payload) + self->filled;
+    xor_mask(data.buf, at, n, self->mask, self->filled);
+    self->filled += n;
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *payload_buffer_take(PayloadBuffer *self, PyObject *unused) {
+    if (payload_buffer_check(self) < 0) return NULL;
+    if (self->filled < self->length) {
+        return PyErr_Format(PyExc_ValueError, "take(): %zd of %zd bytes have come", self->filled,
+                            self->length);
+    }
+    if (self->exports) {
+        PyErr_SetString(PyExc_BufferError, "take(): a view of the buffer is still open");
+        return NULL;
+    }
+    PyObject *payload = self->payload;
+    self->payload = NULL;
+    return payload;
+}
+
+static PyObject *payload_buffer_view(PayloadBuffer *self, PyObject *unused) {
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *payload_buffer_remaining(PayloadBuffer *self, void *closure) {
+    return PyLong_FromSsize_t(self->payload == NULL ? 0 : self->length - self->filled);
+}
+
+static PyMethodDef payload_buffer_methods[] = {
+    {"advance", (PyCFunction)payload_buffer_advance, METH_O,
+     "advance(n) -> int: unmask the next n bytes, just written through the buffer; return "
+     "how many are still to come."},
+    {"write", (PyCFunction)payload_buffer_write, METH_O,
+     "write(data) -> int: copy and unmask as much of data as the payload still needs; return "
+     "how many bytes were taken."},
+    {"view", (PyCFunction)payload_buffer_view, METH_NOARGS,
+     "view() -> memoryview: the part not yet filled, writable (release it before take())."},
+    {"take", (PyCFunction)payload_buffer_take, METH_NOARGS,
+     "take() -> bytes: the whole unmasked payload (once, when complete and no view is open)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef payload_buffer_getset[] = {
+    {"remaining", (getter)payload_buffer_remaining, NULL, "bytes still to come", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PayloadBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "geventws._speedups.PayloadBuffer",
+    .tp_basicsize = sizeof(PayloadBuffer),
+    .tp_dealloc = (destructor)payload_buffer_dealloc,
+    .tp_as_buffer = &payload_buffer_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "PayloadBuffer(length, mask): a masked payload received into its message, read "
+              "by read (see masking.PythonPayloadBuffer, the reference).",
+    .tp_methods = payload_buffer_methods,
+    .tp_getset = payload_buffer_getset,
+    .tp_init = (initproc)payload_buffer_init,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask, offset=0) -> bytes: data XORed with the 4-byte mask, as if it "
@@ -318,9 +491,11 @@ static PyMethodDef methods[] = {
      "message_type(payload) to events for each whole, masked, single-frame text or binary "
      "message (at most limit bytes, text valid UTF-8) from buffer[position:]; return the "
      "position of the first frame not taken."},
-    {"unmask_pieces", unmask_pieces, METH_VARARGS,
-     "unmask_pieces(pieces, length, mask) -> bytes: the first length bytes of the "
-     "concatenated pieces, XORed with the 4-byte mask."},
+#ifndef _WIN32
+    {"send_each", send_each, METH_VARARGS,
+     "send_each(fds, data) -> list: send data on each non-blocking socket of fds with one "
+     "send() each; return (index, bytes sent or -errno) for those that did not take it all."},
+#endif
     {"encode_message", encode_message, METH_VARARGS,
      "encode_message(opcode, payload, fragment_size) -> bytes: the unmasked frames of one data "
      "message, split at fragment_size bytes unless it is None."},
@@ -329,4 +504,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "geventws._speedups", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    if (PyType_Ready(&PayloadBufferType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&PayloadBufferType);
+    if (PyModule_AddObject(m, "PayloadBuffer", (PyObject *)&PayloadBufferType) < 0) {
+        Py_DECREF(&PayloadBufferType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -326,8 +326,12 @@ class WebSocketConnection(EventEmitter):
             sent = 0
         except OSError:
             return  # the reader sees the failure
-        if sent == len(frames):
-            return
+        if sent != len(frames):
+            self._write_rest_in_background(frames, sent)
+
+    def _write_rest_in_background(self, frames: bytes, sent: int) -> None:
+        """The plain socket took only ``sent`` bytes of ``frames``: a greenlet of its own
+        writes the rest, holding the write lock, so later sends follow in order."""
         lock = self._lock_for_writing()
         lock.acquire()  # free (see above): returns at once
         gevent.spawn(self._finish_write, memoryview(frames)[sent:], lock)
@@ -712,11 +716,7 @@ class WebSocketConnection(EventEmitter):
                             chunks = 0
                         drained = len(data) < _RECEIVE_SIZE
                 except OSError as error:
-                    if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
-                        errno.ECONNRESET,
-                        errno.EBADF,
-                    ):
-                        self._socket_failed(error, "read")
+                    self._read_failed(error)
                     return
                 if not data:
                     peer_closed = True
@@ -725,6 +725,17 @@ class WebSocketConnection(EventEmitter):
                 if self._resumed is not None:  # paused while this chunk was on its way
                     self._resumed.wait()
                 events = protocol.receive(data)
+                if not events and raw is not None and protocol.payload_pending:
+                    try:
+                        payload_events = self._read_payload(raw, readable, hub, wake)
+                    except OSError as error:
+                        self._read_failed(error)
+                        return
+                    if payload_events is None:
+                        peer_closed = True
+                        return
+                    events = payload_events
+                    drained = True  # a big message came: the peer most likely awaits its answer
                 if not events:
                     drained = False  # in the middle of a frame
                 elif len(events) > 1:
@@ -747,6 +758,48 @@ class WebSocketConnection(EventEmitter):
                 self._finish(peer_closed=peer_closed)
         if moved:
             self._dispatch_loop()
+
+    def _read_failed(self, error: OSError) -> None:
+        """A read failed: report it, unless it is the expected end of a closed connection."""
+        if self.state not in (CLOSED, PEER_REQUESTED_CLOSE) or error.errno not in (
+            errno.ECONNRESET,
+            errno.EBADF,
+        ):
+            self._socket_failed(error, "read")
+
+    def _read_payload(
+        self, raw: socket.socket, readable: Any, hub: Any, wake: Any
+    ) -> list[Any] | None:
+        """Receive the rest of a big payload straight into the memory of its message (see
+        :meth:`WebSocketProtocol.payload_view`): no read buffers, and each read unmasked while
+        it is still in the cache. Returns the events that complete it, or None at the peer's
+        end of stream; ``OSError`` propagates. Yields to the others as the main loop does."""
+        protocol = self._protocol
+        reads = 0
+        while True:
+            if self._resumed is not None:
+                self._resumed.wait()
+            view = protocol.payload_view()
+            try:
+                count = raw.recv_into(view)
+            except BlockingIOError:
+                count = -1
+            finally:
+                view.release()
+            if count == 0:
+                return None
+            if count < 0:
+                _wait_until_ready(readable, hub, wake)
+                reads = 0
+                continue
+            self._last_received = time.monotonic()
+            events = protocol.payload_received(count)
+            if events or not protocol.payload_pending:
+                return events
+            reads += 1
+            if reads >= _CHUNKS_BEFORE_YIELD:
+                reads = 0
+                gevent.idle()
 
     def _receive_shortcut(self) -> tuple[Any, Any]:
         """The plain socket under gevent's and the socket's read watcher; two Nones for TLS,

@@ -3,13 +3,16 @@
 :func:`apply_mask` is the C accelerator ``geventws._speedups`` when it was built (8 bytes at a
 time), else :func:`python_apply_mask`: the payload and the repeated key read as two big
 integers and XORed in one operation, which CPython does word by word. Both give the same bytes.
-:func:`unmask_pieces` does the same for a payload that arrived in several reads, joining the
-pieces as it unmasks them (in one pass in C).
+:data:`PayloadBuffer` receives a big payload that comes in many reads into the memory of the
+message itself (in C: the bytes object that is handed out,
+unmasked in place while each read is still in the cache; :class:`PythonPayloadBuffer` is the
+reference).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .accelerator import accelerated
 
@@ -32,27 +35,80 @@ def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset:
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
 
 
-def python_unmask_pieces(
-    pieces: list[bytes | bytearray | memoryview], length: int, mask: bytes
-) -> bytes:
-    """Return the first ``length`` bytes of the concatenated ``pieces``, XORed with the 4-byte
-    ``mask`` from its first byte (a payload that arrived in several reads).
+class PythonPayloadBuffer:
+    """A masked payload of ``length`` bytes, filled read by read and unmasked as it comes.
 
-    ``ValueError`` if the pieces hold fewer than ``length`` bytes.
+    :meth:`view` is the writable part not yet filled (for a socket's ``recv_into``), and
+    :meth:`advance` unmasks what was just written there; :meth:`write` copies and unmasks in
+    one step; :meth:`take` returns the whole payload once complete, once. The C
+    ``PayloadBuffer`` does the same without the final copy.
     """
-    if len(mask) != 4 or length < 0:
-        raise ValueError(
-            f"a 4-byte mask and a length of at least 0 are needed, got {len(mask)} and {length}"
-        )
-    joined = b"".join(pieces)
-    if len(joined) < length:
-        raise ValueError(f"the pieces hold {len(joined)} bytes, {length} are wanted")
-    return python_apply_mask(memoryview(joined)[:length], mask)
+
+    __slots__ = ("_data", "_filled", "_mask", "_taken")
+
+    def __init__(self, length: int, mask: bytes) -> None:
+        if len(mask) != 4 or length < 0:
+            raise ValueError(
+                f"a 4-byte mask and a length of at least 0 are needed, got {len(mask)} and {length}"
+            )
+        self._data = bytearray(length)
+        self._filled = 0
+        self._mask = bytes(mask)
+        self._taken = False
+
+    @property
+    def remaining(self) -> int:
+        """How many bytes are still to come (0 once taken)."""
+        return 0 if self._taken else len(self._data) - self._filled
+
+    def _check(self) -> None:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+
+    def view(self) -> memoryview:
+        """The part not yet filled, writable; release it before :meth:`take`."""
+        self._check()
+        return memoryview(self._data)[self._filled :]
+
+    def advance(self, count: int) -> int:
+        """Unmask the next ``count`` bytes, just written through :meth:`view`; return how
+        many are still to come."""
+        self._check()
+        start, remaining = self._filled, len(self._data) - self._filled
+        if not 0 <= count <= remaining:
+            raise ValueError(f"advance({count}): {remaining} bytes are still to come")
+        end = start + count
+        with memoryview(self._data) as whole:
+            self._data[start:end] = python_apply_mask(whole[start:end], self._mask, start)
+        self._filled = end
+        return remaining - count
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Copy and unmask as much of ``data`` as the payload still needs; return how many
+        bytes were taken."""
+        self._check()
+        start = self._filled
+        count = min(len(data), len(self._data) - start)
+        with memoryview(data) as source:
+            self._data[start : start + count] = python_apply_mask(source[:count], self._mask, start)
+        self._filled = start + count
+        return count
+
+    def take(self) -> bytes:
+        """The whole unmasked payload: once, when complete (``ValueError`` before)."""
+        self._check()
+        if self._filled < len(self._data):
+            raise ValueError(f"take(): {self._filled} of {len(self._data)} bytes have come")
+        self._taken = True
+        payload = bytes(self._data)
+        self._data = bytearray()
+        return payload
 
 
 #: The C masker, or None where it did not build.
 accelerated_apply_mask: Callable[..., bytes] | None = accelerated("apply_mask")
 apply_mask: Callable[..., bytes] = accelerated_apply_mask or python_apply_mask
-#: The C joiner and unmasker of pieces, or None where it did not build.
-accelerated_unmask_pieces: Callable[..., bytes] | None = accelerated("unmask_pieces")
-unmask_pieces: Callable[..., bytes] = accelerated_unmask_pieces or python_unmask_pieces
+#: The C payload buffer, or None where it did not build.
+AcceleratedPayloadBuffer: Any = accelerated("PayloadBuffer")
+#: What a big masked payload is received into.
+PayloadBuffer: Any = AcceleratedPayloadBuffer or PythonPayloadBuffer

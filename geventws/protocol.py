@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .accelerator import accelerated
 from .close_codes import MAX_CLOSE_REASON_BYTES, CloseCode, describe, is_valid_code
@@ -34,7 +35,7 @@ from .frames import (
     encode_message,
     message_parts,
 )
-from .masking import apply_mask, unmask_pieces
+from .masking import PayloadBuffer, apply_mask
 
 _FIN = 0x80
 _RSV_BITS = 0x70
@@ -43,8 +44,8 @@ _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 _NO_FRAME = -1
 #: Payloads from this size on are handed on as a view of the receive buffer, not a copy.
 _VIEW_FROM = 1024
-#: An unfinished binary payload from this size on is kept as the list of the reads it came
-#: in (joined and unmasked in one pass once complete), not appended to one growing buffer.
+#: An unfinished masked binary payload from this size on is received into the memory of the
+#: message itself (a payload buffer, unmasked read by read), not appended to a growing buffer.
 _GATHER_FROM = 0x10000
 _INVALID_UTF8 = "Invalid UTF-8 Data Received"
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -53,6 +54,9 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 #: or None where it did not build. ``WebSocketProtocol`` reads it when made: setting it to None
 #: makes new protocols parse every frame in Python, the reference the scanner is tested against.
 accelerated_scan_messages: Callable[..., int] | None = accelerated("scan_messages")
+#: What ``WebSocketProtocol`` receives a big payload into (read when it starts one): the C
+#: ``PayloadBuffer`` where built, else the pure-Python reference.
+payload_buffer_type: Any = PayloadBuffer
 
 
 class State(Enum):
@@ -160,8 +164,7 @@ class WebSocketProtocol:
         "_message_extension",
         "_message_opcode",
         "_message_size",
-        "_pieces",
-        "_pieces_size",
+        "_payload",
         "_rsv_allowed",
         "_scan_messages",
         "assemble_fragments",
@@ -201,9 +204,8 @@ class WebSocketProtocol:
         self._frame_first = 0
         self._frame_mask: bytes | None = None
         self._frame_checked = 0  # payload bytes of a text frame already UTF-8 checked
-        # The reads holding the awaited payload so far (see _GATHER_FROM), else None.
-        self._pieces: list[bytes | bytearray] | None = None
-        self._pieces_size = 0
+        # The buffer receiving the awaited payload (see _GATHER_FROM), else None.
+        self._payload: Any = None
         # The message being assembled from fragments.
         self._message_opcode = _NO_FRAME
         self._message_size = 0
@@ -229,7 +231,7 @@ class WebSocketProtocol:
         events: list[Event] = []
         if self.state is _CLOSED or not data:
             return events
-        if self._pieces is not None:
+        if self._payload is not None:
             data = self._gather(data, events)
             if not data or self.state is _CLOSED:
                 return events
@@ -286,9 +288,10 @@ class WebSocketProtocol:
                     if self._is_streamed_text():
                         self._check_partial_text(buffer, position, end)
                     elif length >= _GATHER_FROM and self._may_gather():
+                        assert self._frame_mask is not None
+                        self._payload = payload_buffer_type(length, self._frame_mask)
                         with memoryview(buffer) as view:
-                            self._pieces = [bytes(view[position:end])]
-                        self._pieces_size = end - position
+                            self._payload.write(view[position:end])
                         position = end
                     break
                 start = position
@@ -328,7 +331,7 @@ class WebSocketProtocol:
         )
 
     def _may_gather(self) -> bool:
-        """True when the awaited payload may be kept as a list of reads: masked, not text
+        """True when the awaited payload may go to a payload buffer: masked, not text
         (text is checked as it comes), not extension-encoded, and not handed on as frames."""
         return (
             self.assemble_fragments
@@ -337,28 +340,51 @@ class WebSocketProtocol:
         )
 
     def _gather(self, data: bytes | bytearray, events: list[Event]) -> bytes | bytearray:
-        """Add a read to the gathered payload; once it is complete, handle the frame (its
-        events go to ``events``) and return what came after it, else return nothing."""
-        pieces = self._pieces
-        assert pieces is not None and self._frame_mask is not None
-        before = self._pieces_size
-        pieces.append(data)
-        length = self._frame_length
-        if before + len(data) < length:
-            self._pieces_size = before + len(data)
+        """Add a read to the payload buffer; once the payload is complete, handle the frame
+        (its events go to ``events``) and return what came after it, else return nothing."""
+        taken = self._payload.write(data)
+        if self._payload.remaining:
             return b""
-        payload = unmask_pieces(pieces, length, self._frame_mask)
-        rest = data[length - before :]
-        self._pieces = None
-        self._pieces_size = 0
+        self._finish_gathered(events)
+        return data[taken:] if self.state is not _CLOSED else b""
+
+    @property
+    def payload_pending(self) -> bool:
+        """True while a big payload is being received into its buffer: the next bytes from
+        the peer may then go straight there (:meth:`payload_view`, :meth:`payload_received`)
+        instead of through :meth:`receive`."""
+        return self._payload is not None
+
+    def payload_view(self) -> memoryview:
+        """The writable memory awaiting the rest of the current payload (only while
+        :attr:`payload_pending`): bytes from the peer written there, then reported with
+        :meth:`payload_received`, are the same as passed to :meth:`receive`, without a copy.
+        Release the view before reporting."""
+        if self._payload is None:
+            raise ValueError("no payload is being received")
+        view: memoryview = self._payload.view()
+        return view
+
+    def payload_received(self, count: int) -> list[Event]:
+        """Take the ``count`` bytes just written at the start of :meth:`payload_view`; return
+        the events they complete (none until the payload is whole)."""
+        events: list[Event] = []
+        if self._payload is None:
+            raise ValueError("no payload is being received")
+        if self._payload.advance(count) == 0:
+            self._finish_gathered(events)
+        return events
+
+    def _finish_gathered(self, events: list[Event]) -> None:
+        """The payload buffer is full: handle its frame."""
+        payload = self._payload.take()
+        self._payload = None
         self._frame_length = _NO_FRAME
         self._frame_mask = None  # unmasked already
         try:
             self._complete_frame(payload, events)
         except ProtocolError as error:
             self._report_failure(error, events)
-            return b""
-        return rest
 
     def _check_header(self, first: int, masked: bool, length: int) -> None:
         opcode = first & _OPCODE
@@ -672,5 +698,5 @@ class WebSocketProtocol:
             encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
         self.state = _CLOSED
         self._buffer = b""
-        self._pieces = None
+        self._payload = None
         return encode_frame(_FIN | OP_CLOSE, encode_close_payload(code, encoded))

@@ -3,11 +3,16 @@ which stay the reference. (The C frame scanner has tests/test_frame_scanner.py.)
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import socket
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geventws import frames, masking
+from geventws import accelerator, frames, masking
+from geventws import protocol as protocol_module
 
 MASKS = st.binary(min_size=4, max_size=4)
 #: The types a payload may come as.
@@ -102,31 +107,121 @@ def test_encoders_refuse_a_fragment_size_under_one(fragment_size):
             encode(0x2, b"xy", fragment_size)
 
 
-def test_the_c_unmasker_of_pieces_is_built_and_used_here():
-    assert masking.accelerated_unmask_pieces is not None
-    assert masking.unmask_pieces is masking.accelerated_unmask_pieces
+def test_the_c_payload_buffer_is_built_and_used_here():
+    assert masking.AcceleratedPayloadBuffer is not None
+    assert masking.PayloadBuffer is masking.AcceleratedPayloadBuffer
+    assert protocol_module.payload_buffer_type is masking.AcceleratedPayloadBuffer
 
 
-@settings(max_examples=300, deadline=None)
+PAYLOAD_BUFFERS = pytest.mark.parametrize(
+    "buffer_type",
+    [masking.PythonPayloadBuffer, masking.AcceleratedPayloadBuffer],
+    ids=["Python", "C"],
+)
+
+
+def _fill(buffer, masked: bytes, steps: list[tuple[str, int]], kind) -> None:
+    """Feed ``masked`` to ``buffer`` in steps: ("write", n) copies n bytes, ("view", n) writes
+    n bytes through its view and advances."""
+    done = 0
+    for how, size in steps:
+        piece = masked[done : done + size]
+        if how == "write":
+            assert buffer.write(kind(piece)) == len(piece)
+        else:
+            view = buffer.view()
+            assert len(view) == len(masked) - done
+            view[: len(piece)] = piece
+            view.release()
+            assert buffer.advance(len(piece)) == len(masked) - done - len(piece)
+        done += len(piece)
+        assert buffer.remaining == len(masked) - done
+
+
+@PAYLOAD_BUFFERS
+@settings(max_examples=200, deadline=None)
 @given(
-    pieces=st.lists(st.binary(max_size=40), max_size=8),
-    cut=st.integers(min_value=0, max_value=400),
+    data=st.binary(max_size=300),
     mask=MASKS,
+    steps=st.lists(
+        st.tuples(st.sampled_from(["write", "view"]), st.integers(min_value=0, max_value=90)),
+        max_size=12,
+    ),
     kind=BYTES_LIKE,
 )
-def test_c_and_python_unmaskers_of_pieces_agree(pieces, cut, mask, kind):
-    accelerated = masking.accelerated_unmask_pieces
-    assert accelerated is not None
-    length = min(cut, sum(map(len, pieces)))
-    expected = masking.python_unmask_pieces(pieces, length, mask)
-    assert expected == masking.python_apply_mask(b"".join(pieces)[:length], mask)
-    assert accelerated([kind(piece) for piece in pieces], length, mask) == expected
+def test_payload_buffers_unmask_a_payload_fed_in_any_steps(buffer_type, data, mask, steps, kind):
+    assert buffer_type is not None
+    buffer = buffer_type(len(data), mask)
+    masked = masking.python_apply_mask(data, mask)
+    _fill(buffer, masked, steps, kind)
+    done = len(data) - buffer.remaining
+    # the rest in one write, with bytes of the next frame after it: only the payload is taken
+    assert buffer.write(kind(masked[done:] + b"next")) == len(data) - done
+    assert buffer.remaining == 0
+    payload = buffer.take()
+    assert type(payload) is bytes
+    assert payload == data
 
 
-def test_unmaskers_of_pieces_refuse_too_few_bytes_and_bad_masks():
-    for unmask in (masking.python_unmask_pieces, masking.accelerated_unmask_pieces):
-        assert unmask is not None
-        with pytest.raises(ValueError, match="the pieces hold 3 bytes, 4 are wanted"):
-            unmask([b"ab", b"c"], 4, b"\x01\x02\x03\x04")
-        with pytest.raises(ValueError, match="got 3 and 1"):
-            unmask([b"ab"], 1, b"\x01\x02\x03")
+@PAYLOAD_BUFFERS
+def test_payload_buffers_refuse_bad_use_with_the_offending_values(buffer_type):
+    assert buffer_type is not None
+    with pytest.raises(ValueError, match="got 3 and 10"):
+        buffer_type(10, b"\x01\x02\x03")
+    with pytest.raises(ValueError, match="got 4 and -1"):
+        buffer_type(-1, b"\x01\x02\x03\x04")
+    buffer = buffer_type(10, b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match=r"take\(\): 0 of 10 bytes have come"):
+        buffer.take()
+    with pytest.raises(ValueError, match=r"advance\(11\): 10 bytes are still to come"):
+        buffer.advance(11)
+    with pytest.raises(ValueError, match=r"advance\(-1\): 10 bytes are still to come"):
+        buffer.advance(-1)
+    assert buffer.write(b"\x01\x02\x03\x04" * 3) == 10
+    assert buffer.take() == b"\x00" * 10
+    assert buffer.remaining == 0
+    for use in (buffer.take, buffer.view, lambda: buffer.write(b"x"), lambda: buffer.advance(0)):
+        with pytest.raises(ValueError, match="the payload was taken already"):
+            use()
+
+
+def test_the_c_payload_buffer_is_not_given_away_while_a_view_is_open():
+    buffer_type = masking.AcceleratedPayloadBuffer
+    buffer = buffer_type(4, b"\x00\x00\x00\x00")
+    view = buffer.view()
+    view[:] = b"abcd"
+    buffer.advance(4)
+    with pytest.raises(BufferError, match="a view of the buffer is still open"):
+        buffer.take()
+    view.release()
+    assert buffer.take() == b"abcd"
+
+
+def test_send_each_sends_to_every_socket_and_reports_the_ones_that_did_not_take_it_all():
+    send_each = accelerator.accelerated("send_each")
+    assert send_each is not None
+    pairs = [socket.socketpair() for _ in range(4)]
+    try:
+        for ours, _ in pairs:
+            ours.setblocking(False)
+        # pairs[2]'s peer is gone: its send fails (EPIPE). pairs[3]'s buffer is full.
+        pairs[2][1].close()
+        full = pairs[3][0]
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                full.send(b"\0" * 65536)
+        fds = [ours.fileno() for ours, _ in pairs]
+        data = b"the same frame for all"
+        unfinished = send_each(fds, data)
+        assert unfinished == [(2, -errno.EPIPE), (3, 0)]
+        for _, theirs in pairs[:2]:
+            assert theirs.recv(100) == data
+        assert send_each([], data) == []
+        with pytest.raises(ValueError, match="not a file descriptor: -1"):
+            send_each([-1], data)
+        with pytest.raises(TypeError):
+            send_each(fds[0], data)
+    finally:
+        for pair in pairs:
+            for sock in pair:
+                sock.close()

@@ -530,6 +530,28 @@ def test_a_flooding_client_does_not_starve_another(serve):
         close_from_client(flooder)
 
 
+def test_a_reader_that_waited_for_each_read_is_not_also_made_to_yield(serve, monkeypatch):
+    """The forced yield is for a socket that always has data. A client that sends one
+    message at a time and waits for its echo makes the reader wait in the hub before every
+    read; an extra yield after some reads would only cost a round trip through the hub."""
+    yields = [0]
+    real_idle = gevent.idle
+
+    def counting_idle(*args: Any) -> Any:
+        yields[0] += 1
+        return real_idle(*args)
+
+    monkeypatch.setattr(gevent, "idle", counting_idle)
+    served = serve()
+    with RawClient(served.port) as client:
+        assert client.handshake().status == 101
+        for index in range(50):
+            client.send_text(f"one at a time {index}")
+            assert client.read_message() == f"one at a time {index}"
+        assert yields[0] == 0
+        close_from_client(client)
+
+
 def test_a_backlog_of_control_frames_does_not_hold_up_other_connections(serve):
     # One client has megabytes of pipelined Pong frames waiting in the kernel buffers (Pongs
     # cause no event, so no queue fills up and pauses its reader). Another client's request

@@ -1,9 +1,11 @@
-"""How sends reach the socket, and that the peer sees the same frames either way.
+"""How sends reach the socket and big payloads come from it, and that the peer sees the same
+frames either way.
 
 Answers to several messages that arrived together are written together (one system call for
 the chunk, not one per message): the order of every frame holds, answers go out while a
 listener waits, and before a Close. Big messages go out in one gathering write of headers and
-payload pieces; what the socket does not take at once follows in order.
+payload pieces; what the socket does not take at once follows in order. The rest of a big
+received payload is read straight into the message's memory.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ WAIT = 5.0
 
 
 class CountingSocket:
-    """The connection's plain socket, passed through, counting the writes made on it."""
+    """The connection's plain socket, passed through, counting the writes made on it and the
+    reads made into a given buffer."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.sends = 0
         self.gathering_sends = 0
+        self.bytes_read_into = 0
+
+    def recv_into(self, buffer: Any) -> int:
+        count = int(self.raw.recv_into(buffer))
+        self.bytes_read_into += count
+        return count
 
     def send(self, data: Any) -> int:
         self.sends += 1
@@ -193,5 +202,33 @@ def test_big_messages_to_a_peer_that_reads_late_arrive_whole_and_in_order(serve)
         # part a gathering write left went the slow way.
         assert counted[0].gathering_sends >= 1
         assert senders[0]._write_lock is not None
+        client.close_handshake()
+    served.wait_for_event("close")
+
+
+def test_a_big_payload_is_read_into_its_message_and_echoed_whole(serve):
+    """A 1 MiB binary frame sent in one write: after the read that brings its header, the
+    rest of the payload is read into the message's own memory (no read buffers), unmasked
+    there; the echo is the message, and a small message right behind it comes back too."""
+    payload = bytes(range(251)) * 4200  # 1,054,200 bytes, no period of 4 (the mask's)
+    counted: list[CountingSocket] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        counted.append(count_writes(connection))  # before the reader starts: it reads through it
+        connection.on("message", connection.send)
+
+    served = serve(
+        on_connect=on_connect, max_received_frame_size=2 << 20, max_received_message_size=2 << 20
+    )
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(
+            client_frame(Opcode.BINARY, payload) + client_frame(Opcode.TEXT, b"behind it")
+        )
+        assert client.read_message() == payload
+        assert client.read_message() == "behind it"
+        # The first read (at most 64 KiB) brought the header; most of the rest came by
+        # recv_into the payload buffer, and nothing past the payload did.
+        assert len(payload) - 65536 <= counted[0].bytes_read_into <= len(payload)
         client.close_handshake()
     served.wait_for_event("close")

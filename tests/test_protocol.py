@@ -29,6 +29,7 @@ from geventws import protocol as protocol_module
 from geventws.errors import ProtocolError
 from geventws.extensions import RSV1, Extension
 from geventws.frames import Frame, Opcode, encode_frame
+from geventws.masking import PythonPayloadBuffer
 from geventws.protocol import (
     CloseReceived,
     ConnectionFailed,
@@ -44,11 +45,13 @@ from geventws.protocol import (
 
 @pytest.fixture(autouse=True, scope="module", params=["C scanner", "pure Python"])
 def parser(request: pytest.FixtureRequest):
-    """Every test here runs twice: with the C scanner of whole messages (where built) and with
-    the pure-Python parser alone, which both must match byte for byte."""
+    """Every test here runs twice: with the C scanner of whole messages and payload buffer
+    (where built) and with the pure-Python parser and payload buffer alone, which both must
+    match byte for byte."""
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "pure Python":
             patch.setattr(protocol_module, "accelerated_scan_messages", None)
+            patch.setattr(protocol_module, "payload_buffer_type", PythonPayloadBuffer)
         yield request.param
 
 
@@ -343,11 +346,58 @@ class TestChunking:
         protocol = WebSocketProtocol(max_frame_size=1 << 20)
         assert protocol.receive(stream[:70_000]) == []
         assert protocol.inside_frame
-        assert protocol._pieces is not None  # kept as the list of reads, not one buffer
+        assert protocol.payload_pending  # received into its message, not one growing buffer
         assert len(protocol._buffer) == 0
         assert protocol.receive(stream[70_000:-1]) == []
         assert protocol.inside_frame
         assert protocol.receive(stream[-1:]) == [MessageReceived(b"x" * 100_000)]
+        assert not protocol.payload_pending
+
+    def test_a_big_payload_written_into_its_view_gives_the_message_and_what_follows_parses(
+        self,
+    ) -> None:
+        payload = bytes(range(256)) * 400
+        stream = client_frame(OP_BINARY, payload) + client_frame(OP_TEXT, b"after")
+        header_and_start = 14 + 1000  # 2 + 8 length bytes + 4 mask bytes, then payload
+        protocol = WebSocketProtocol(max_frame_size=1 << 20)
+        assert protocol.receive(stream[:header_and_start]) == []
+        assert protocol.payload_pending
+        done = header_and_start
+        events: list = []
+        for size in (1, 4095, 60_000, 10**6):
+            view = protocol.payload_view()
+            assert len(view) == 14 + len(payload) - done
+            piece = stream[done : done + min(size, len(view))]
+            view[: len(piece)] = piece
+            view.release()
+            done += len(piece)
+            events = protocol.payload_received(len(piece))
+            if events:
+                break
+        assert events == [MessageReceived(payload)]
+        assert not protocol.payload_pending
+        with pytest.raises(ValueError, match="no payload is being received"):
+            protocol.payload_view()
+        with pytest.raises(ValueError, match="no payload is being received"):
+            protocol.payload_received(1)
+        assert protocol.receive(stream[done:]) == [MessageReceived("after")]
+
+    def test_a_big_payload_over_the_message_limit_fails_with_1009_when_complete(self) -> None:
+        first = b"a" * 70_000
+        stream = client_frame(OP_BINARY, first, fin=False) + client_frame(OP_CONT, b"b" * 70_000)
+        protocol = WebSocketProtocol(max_frame_size=1 << 20, max_message_size=100_000)
+        assert protocol.receive(stream[:100]) == []
+        assert protocol.payload_pending
+        view = protocol.payload_view()
+        rest_of_first = 14 + len(first) - 100
+        view[:] = stream[100 : 100 + rest_of_first]
+        view.release()
+        assert protocol.payload_received(rest_of_first) == []
+        events = protocol.receive(stream[100 + rest_of_first :])
+        assert [type(event) for event in events] == [ConnectionFailed]
+        assert events[0].code == 1009
+        assert protocol.state is State.CLOSED
+        assert not protocol.payload_pending
         assert not protocol.inside_frame
 
     def test_a_bad_frame_right_after_a_big_payload_fails_after_its_message(self) -> None:

@@ -16,6 +16,7 @@ from rawclient import HTTPResponse, RawClient, client_frame
 from tls_helpers import tls_contexts, tls_raw_client
 
 from geventws import ServerOptions, WebSocketServer
+from geventws import server as server_module
 from geventws.handler import WebSocketHandler, mounted_server
 
 SHUTTING_DOWN_503 = (
@@ -612,7 +613,17 @@ def test_shut_down_unmounts_and_closes_everything(serve):
     assert [e[1].resource for e in served.events if e[0] == "request"] == ["/", "/wait"]
 
 
-def test_broadcast_reaches_every_open_connection(serve):
+@pytest.fixture(params=["send_each", "one send at a time"])
+def broadcast_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Broadcast tests run with the C writer to many sockets and without it."""
+    if request.param != "send_each":
+        monkeypatch.setattr(server_module, "send_each", None)
+    else:
+        assert server_module.send_each is not None
+    return str(request.param)
+
+
+def test_broadcast_reaches_every_open_connection(serve, broadcast_writer):
     served = serve(on_connect=None)
     clients = connect_clients(served, 3)
     try:
@@ -647,7 +658,7 @@ def test_broadcast_reaches_every_open_connection(serve):
             client.close()
 
 
-def test_broadcast_does_not_wait_for_a_peer_that_does_not_read(serve):
+def test_broadcast_does_not_wait_for_a_peer_that_does_not_read(serve, broadcast_writer):
     """A client that never reads does not hold the broadcast up: it returns with that peer
     still open (a blocking broadcast would sit out send_timeout and drop it first), every
     reader gets every message in order, fragmented at the threshold, and the stuck peer is
