@@ -126,6 +126,7 @@ class WebSocketConnection(EventEmitter):
         "_last_received",
         "_parked_dispatcher",
         "_ping_sent_at",
+        "_plain_small_frames",
         "_protocol",
         "_queue_space",
         "_raw_socket",
@@ -206,6 +207,12 @@ class WebSocketConnection(EventEmitter):
                 options.fragmentation_threshold if options.fragment_outgoing_messages else None
             ),
             extensions=extensions,
+        )
+        # Messages up to 125 bytes go out as one frame with a 2-byte header (no extension
+        # encodes them, and they are not fragmented): built right in _send_message.
+        fragment_size = self._protocol.fragment_size
+        self._plain_small_frames = not extensions and (
+            fragment_size is None or fragment_size >= 125
         )
         self._initial_data = initial_data
         # Made when a write first has to wait for room (see _send_all): most never do.
@@ -367,7 +374,10 @@ class WebSocketConnection(EventEmitter):
         if len(payload) >= _GATHERED_WRITE_FROM and self._corked is None:
             self._send_gathered(opcode, payload)
             return
-        data = self._protocol.encode_data(opcode, payload)
+        if len(payload) <= 125 and self._plain_small_frames:  # encode_data's short path
+            data = bytes((0x80 | opcode, len(payload))) + payload
+        else:
+            data = self._protocol.encode_data(opcode, payload)
         corked = self._corked
         if corked is not None:
             if self._inline_watch is not None:  # the hub has not run since the chunk began
@@ -1034,7 +1044,14 @@ class WebSocketConnection(EventEmitter):
             self._inline_watch = self._hub.loop.run_callback(self._on_listener_blocked)
         self._inline_listener = reader
         try:
-            self._call_listeners(event, listeners, args)  # emit(), given its listeners
+            if len(listeners) == 1:  # _call_listeners inlined for the common case
+                listener = listeners[0]
+                try:
+                    listener(*args)
+                except Exception:
+                    self._listener_raised(event, listener)
+            else:
+                self._call_listeners(event, listeners, args)  # emit(), given its listeners
         finally:
             self._inline_listener = None
         if self._reader is not reader:

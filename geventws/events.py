@@ -126,8 +126,12 @@ class EventEmitter:
                 listener(*args)
             except Exception:
                 failures += 1
-                logger.exception("%r listener %r of %r raised", event, listener, self)
+                self._listener_raised(event, listener)
         return failures
+
+    def _listener_raised(self, event: str, listener: Listener) -> None:
+        """Log the exception a listener just raised (called from its ``except`` clause)."""
+        logger.exception("%r listener %r of %r raised", event, listener, self)
 
     def _listener_added(self, event: str) -> None:
         """Hook for subclasses that react to a new listener."""
