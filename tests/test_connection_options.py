@@ -84,6 +84,22 @@ def test_fragmentation_is_byte_based_and_may_split_characters(serve):
         assert client.read_message() == "\u00e9" * 20000
 
 
+def test_a_threshold_under_125_bytes_fragments_small_messages_too(serve):
+    """Messages up to 125 bytes are framed on a shortcut; it must not skip fragmentation."""
+    recorder = Recorder()
+    served = serve(on_connect=recorder, fragmentation_threshold=10)
+    client, connection = open_client(served, recorder)
+    with client:
+        connection.send("0123456789abcdefghij-")  # 21 bytes: 10 + 10 + 1
+        frames = [client.read_frame() for _ in range(3)]
+        assert [frame.payload for frame in frames] == [b"0123456789", b"abcdefghij", b"-"]
+        assert [frame.fin for frame in frames] == [False, False, True]
+        assert [frame.opcode for frame in frames] == [0x1, 0x0, 0x0]
+        connection.send(b"tenbytes!!")  # exactly the threshold: one frame
+        frame = client.read_frame()
+        assert (frame.opcode, frame.fin, frame.payload) == (0x2, True, b"tenbytes!!")
+
+
 # ------------------------------------------------------------------ assemble_fragments=False
 
 
