@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from conftest import wait_until
 from gevent.event import Event
 from rawclient import RawClient, client_frame
 
@@ -232,3 +233,29 @@ def test_a_big_payload_is_read_into_its_message_and_echoed_whole(serve):
         assert len(payload) - 65536 <= counted[0].bytes_read_into <= len(payload)
         client.close_handshake()
     served.wait_for_event("close")
+
+
+def test_a_peer_that_leaves_in_the_middle_of_a_big_payload_is_a_dropped_connection(serve):
+    """The client sends the header and 200 KB of a 1 MiB frame, then its FIN: the reader,
+    waiting in the payload buffer, sees the end of the stream; no message is delivered and
+    the connection closes with 1006."""
+    messages: list[Any] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        connection.on("message", messages.append)
+
+    served = serve(
+        on_connect=on_connect, max_received_frame_size=2 << 20, max_received_message_size=2 << 20
+    )
+    frame = client_frame(Opcode.BINARY, b"\xab" * (1 << 20))
+    with RawClient(served.port) as client:
+        client.handshake()
+        ((_, connection),) = served.wait_for_event("connect")
+        client.send_raw(frame[:200_000])
+        # The payload buffer is there once the first read is in; more is due.
+        wait_until(lambda: connection._protocol.payload_pending, what="the payload buffer")
+        client.shutdown_write()
+        ((_, _, code, description),) = served.wait_for_event("close")
+        assert (code, description) == (1006, "Connection dropped by remote peer.")
+        assert client.expect_eof(timeout=WAIT) == b""
+    assert messages == []
