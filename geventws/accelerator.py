@@ -1,7 +1,9 @@
 """The optional C accelerator (``geventws._speedups``), built when a compiler is there.
 
-Each function it offers has a pure-Python counterpart that stays the reference: the masker in
-:mod:`geventws.masking`, the frame parser in :mod:`geventws.protocol`. Tests check both agree.
+Each thing it offers has a pure-Python counterpart that stays the reference: the masker and
+the payload buffer in :mod:`geventws.masking`, the frame parser in :mod:`geventws.protocol`, the
+message encoder in :mod:`geventws.frames`, and for ``send_each`` the one-connection-at-a-time
+loop of :meth:`~geventws.server.WebSocketServer.broadcast`. Tests check both agree.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 
 def accelerated(name: str) -> Callable[..., Any] | None:
-    """Return the C function ``name`` of the accelerator, or None where it did not build."""
+    """Return the C function or type ``name`` of the accelerator, or None where it did not
+    build."""
     try:
         speedups = importlib.import_module("geventws._speedups")
     except ImportError:

@@ -220,7 +220,9 @@ class WebSocketConnection(EventEmitter):
         self._send_timeout = options.send_timeout / 1000.0
         # The plain socket under gevent's, for the non-blocking first try of every send;
         # None for TLS, whose records only gevent's SSL socket can write.
-        self._raw_socket = None if isinstance(sock, _TLS_SOCKETS) else getattr(sock, "_sock", None)
+        self._raw_socket: socket.socket | None = (
+            None if isinstance(sock, _TLS_SOCKETS) else getattr(sock, "_sock", None)
+        )
         self._hub = gevent.get_hub()
         self._reader: Any = None
         self._terminating = False
@@ -321,8 +323,8 @@ class WebSocketConnection(EventEmitter):
         done, so later sends still follow in order."""
         if self._corked:
             frames = self._take_corked(frames)
-        raw = self._raw_socket
-        if raw is None or self._write_in_progress():
+        raw = self._socket_taking_frames_now()
+        if raw is None:
             # TLS, or another send in progress: queue behind it, off the caller.
             gevent.spawn(self._write_quietly, frames)
             return
@@ -335,6 +337,14 @@ class WebSocketConnection(EventEmitter):
             return  # the reader sees the failure
         if sent != len(frames):
             self._write_rest_in_background(frames, sent)
+
+    def _socket_taking_frames_now(self) -> socket.socket | None:
+        """The plain socket when frames may be written straight to it now (not TLS, no write
+        waiting for room, no answers being gathered to go first); else None."""
+        raw = self._raw_socket
+        if raw is None or self._corked is not None or self._write_in_progress():
+            return None
+        return raw
 
     def _write_rest_in_background(self, frames: bytes, sent: int) -> None:
         """The plain socket took only ``sent`` bytes of ``frames``: a greenlet of its own

@@ -4,9 +4,8 @@
 time), else :func:`python_apply_mask`: the payload and the repeated key read as two big
 integers and XORed in one operation, which CPython does word by word. Both give the same bytes.
 :data:`PayloadBuffer` receives a big payload that comes in many reads into the memory of the
-message itself (in C: the bytes object that is handed out,
-unmasked in place while each read is still in the cache; :class:`PythonPayloadBuffer` is the
-reference).
+message itself (in C, the bytes object that is handed out, unmasked in place while each read
+is still in the cache); :class:`PythonPayloadBuffer` is the reference.
 """
 
 from __future__ import annotations

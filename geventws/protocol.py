@@ -46,7 +46,7 @@ _NO_FRAME = -1
 _VIEW_FROM = 1024
 #: An unfinished masked binary payload from this size on is received into the memory of the
 #: message itself (a payload buffer, unmasked read by read), not appended to a growing buffer.
-_GATHER_FROM = 0x10000
+_PAYLOAD_BUFFER_FROM = 0x10000
 _INVALID_UTF8 = "Invalid UTF-8 Data Received"
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -204,7 +204,7 @@ class WebSocketProtocol:
         self._frame_first = 0
         self._frame_mask: bytes | None = None
         self._frame_checked = 0  # payload bytes of a text frame already UTF-8 checked
-        # The buffer receiving the awaited payload (see _GATHER_FROM), else None.
+        # The buffer receiving the awaited payload (see _PAYLOAD_BUFFER_FROM), else None.
         self._payload: Any = None
         # The message being assembled from fragments.
         self._message_opcode = _NO_FRAME
@@ -232,7 +232,7 @@ class WebSocketProtocol:
         if self.state is _CLOSED or not data:
             return events
         if self._payload is not None:
-            data = self._gather(data, events)
+            data = self._fill_payload(data, events)
             if not data or self.state is _CLOSED:
                 return events
         buffer: bytes | bytearray
@@ -287,7 +287,7 @@ class WebSocketProtocol:
                 if end - position < length:
                     if self._is_streamed_text():
                         self._check_partial_text(buffer, position, end)
-                    elif length >= _GATHER_FROM and self._may_gather():
+                    elif length >= _PAYLOAD_BUFFER_FROM and self._may_buffer_payload():
                         assert self._frame_mask is not None
                         self._payload = payload_buffer_type(length, self._frame_mask)
                         with memoryview(buffer) as view:
@@ -330,7 +330,7 @@ class WebSocketProtocol:
             ConnectionFailed(error.code, error.reason, b"" if our_close_sent else close_frame)
         )
 
-    def _may_gather(self) -> bool:
+    def _may_buffer_payload(self) -> bool:
         """True when the awaited payload may go to a payload buffer: masked, not text
         (text is checked as it comes), not extension-encoded, and not handed on as frames."""
         return (
@@ -339,13 +339,13 @@ class WebSocketProtocol:
             and not self._frame_first & _RSV_BITS
         )
 
-    def _gather(self, data: bytes | bytearray, events: list[Event]) -> bytes | bytearray:
+    def _fill_payload(self, data: bytes | bytearray, events: list[Event]) -> bytes | bytearray:
         """Add a read to the payload buffer; once the payload is complete, handle the frame
         (its events go to ``events``) and return what came after it, else return nothing."""
         taken = self._payload.write(data)
         if self._payload.remaining:
             return b""
-        self._finish_gathered(events)
+        self._finish_payload(events)
         return data[taken:] if self.state is not _CLOSED else b""
 
     @property
@@ -372,10 +372,10 @@ class WebSocketProtocol:
         if self._payload is None:
             raise ValueError("no payload is being received")
         if self._payload.advance(count) == 0:
-            self._finish_gathered(events)
+            self._finish_payload(events)
         return events
 
-    def _finish_gathered(self, events: list[Event]) -> None:
+    def _finish_payload(self, events: list[Event]) -> None:
         """The payload buffer is full: handle its frame."""
         payload = self._payload.take()
         self._payload = None

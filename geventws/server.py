@@ -154,14 +154,8 @@ class WebSocketServer(EventEmitter):
                 frames = encoded.get(size)
                 if frames is None:
                     frames = encoded[size] = connection._protocol.encode_data(opcode, payload)
-                raw = connection._raw_socket
-                lock = connection._write_lock
-                if (  # connection._takes_frames_now(), inlined: this runs per connection
-                    raw is not None
-                    and send_each is not None
-                    and connection._corked is None
-                    and (lock is None or not lock.locked())
-                ):
+                raw = connection._socket_taking_frames_now() if send_each is not None else None
+                if raw is not None:
                     group = direct.get(size)
                     if group is None:
                         group = direct[size] = ([], [])

@@ -614,13 +614,26 @@ def test_shut_down_unmounts_and_closes_everything(serve):
 
 
 @pytest.fixture(params=["send_each", "one send at a time"])
-def broadcast_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Broadcast tests run with the C writer to many sockets and without it."""
+def broadcast_writer(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Broadcast tests run with the C writer to many sockets (checked to be used) and
+    without it."""
     if request.param != "send_each":
         monkeypatch.setattr(server_module, "send_each", None)
-    else:
-        assert server_module.send_each is not None
-    return str(request.param)
+        yield str(request.param)
+        return
+    real_send_each = server_module.send_each
+    assert real_send_each is not None
+    sockets_written: list[int] = []
+
+    def counting_send_each(fds: list[int], data: bytes) -> list[tuple[int, int]]:
+        sockets_written.append(len(fds))
+        return real_send_each(fds, data)
+
+    monkeypatch.setattr(server_module, "send_each", counting_send_each)
+    yield str(request.param)
+    assert sum(sockets_written) > 0  # the broadcasts went through it
 
 
 def test_broadcast_reaches_every_open_connection(serve, broadcast_writer):
