@@ -52,6 +52,16 @@ IDLE_CONNECTIONS = 10_000
 BROADCAST_CONNECTIONS = 1_000
 
 ALL_SERVERS = ["geventws", "websockets", "gevent-websocket", "websocket-node"]
+PYTHON_SERVERS = {"geventws", "websockets", "gevent-websocket"}
+
+#: --keep-freed-memory: glibc's malloc told (through its environment variables) to keep
+#: freed memory mapped instead of handing the top of its heap back to the kernel after every
+#: big message and faulting it in again for the next (see benchmarks/README.md, fifth pass).
+#: Given to every Python server alike; Node manages its own heap.
+KEEP_FREED_MEMORY = {
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+}
 
 
 @dataclass
@@ -253,12 +263,15 @@ def free_port() -> int:
 class Server:
     """One echo server process, pinned to the server core, for one measurement."""
 
-    def __init__(self, name: str, work: Path, log_name: str) -> None:
+    def __init__(
+        self, name: str, work: Path, log_name: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.log_path = work / "logs" / f"{log_name}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
         env = dict(os.environ, NODE_PATH=str(work / "node" / "node_modules"))
+        env.update(extra_env or {})
         env.pop("PYTHONDEVMODE", None)
         env.pop("PYTHONASYNCIODEBUG", None)
         self.proc = subprocess.Popen(
@@ -631,6 +644,12 @@ def main() -> int:
         metavar="S",
         help="longest wait for that before measuring anyway (0: never wait)",
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="run every Python server with glibc keeping freed memory (MALLOC_TRIM_THRESHOLD_"
+        " and MALLOC_MMAP_THRESHOLD_ raised) instead of its defaults",
+    )
     parser.add_argument("--python", default=sys.executable, help="Python for the virtualenv")
     parser.add_argument("--work-dir", default=str(BENCH / ".work"))
     parser.add_argument(
@@ -668,6 +687,10 @@ def main() -> int:
         except (subprocess.CalledProcessError, OSError) as error:
             print(f"set-up failed: {error}", file=sys.stderr)
             return 2
+        if args.keep_freed_memory:
+            versions["Python servers' malloc"] = "keeps freed memory: " + " ".join(
+                f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items()
+            )
         print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
         results: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in scenarios}
         failures: list[str] = []
@@ -683,7 +706,14 @@ def main() -> int:
                     try:
                         if args.quiet_wait > 0:
                             wait_for_quiet(args.quiet_below, args.quiet_wait)
-                        server = Server(name, work, f"{scenario}-{name}-r{round_number + 1}")
+                        server = Server(
+                            name,
+                            work,
+                            f"{scenario}-{name}-r{round_number + 1}",
+                            KEEP_FREED_MEMORY
+                            if args.keep_freed_memory and name in PYTHON_SERVERS
+                            else None,
+                        )
                         result = measure(scenario, server, work, args.seconds)
                         if not server.alive():
                             raise RuntimeError("the server died")

@@ -326,6 +326,79 @@ done:
 }
 #endif
 
+/* Spent payloads kept for reuse. Every bytes object a PayloadBuffer hands out with take() is
+ * also held here; once the application has let go of it (this holds the only reference, so no
+ * code can see it any more), the next payload of the same size is received into it instead of
+ * into new memory. With glibc's defaults, the memory of a freed big message often goes back to
+ * the kernel (the top of the heap is trimmed) and the next one is faulted in page by page,
+ * cold; see benchmarks/README.md ("Fifth pass"). At most SPARE_COUNT objects and SPARE_BYTES
+ * bytes are held, the oldest let go first; release_spare_payloads() lets go of all. Off where
+ * a reference count of 1 does not prove that (free-threaded builds) or where the cached hash
+ * of a bytes object cannot be reset. */
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+#define SPARE_PAYLOADS 1
+#define SPARE_COUNT 16
+#define SPARE_BYTES ((Py_ssize_t)16 << 20)
+static PyObject *spares[SPARE_COUNT];
+static int spare_count;
+static Py_ssize_t spare_bytes;
+
+static void drop_spare(int index) {
+    PyObject *spare = spares[index];
+    spare_bytes -= PyBytes_GET_SIZE(spare);
+    memmove(&spares[index], &spares[index + 1], sizeof(PyObject *) * (spare_count - index - 1));
+    spare_count--;
+    Py_DECREF(spare);
+}
+
+/* A spare payload of exactly `length` bytes nobody else holds (a new reference), or NULL. */
+static PyObject *reuse_spare(Py_ssize_t length) {
+    for (int i = 0; i < spare_count; i++) {
+        PyObject *spare = spares[i];
+        if (PyBytes_GET_SIZE(spare) != length || Py_REFCNT(spare) != 1) continue;
+        Py_INCREF(spare);
+        drop_spare(i);
+        /* Its content is about to change: forget the hash computed for the old one. */
+        _Py_COMP_DIAG_PUSH
+        _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+        ((PyBytesObject *)spare)->ob_shash = -1;
+        _Py_COMP_DIAG_POP
+        return spare;
+    }
+    return NULL;
+}
+
+static void keep_spare(PyObject *payload) {
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    if (size > SPARE_BYTES) return;
+    while (spare_count == SPARE_COUNT || spare_bytes + size > SPARE_BYTES) drop_spare(0);
+    Py_INCREF(payload);
+    spares[spare_count++] = payload;
+    spare_bytes += size;
+}
+#endif
+
+static PyObject *release_spare_payloads(PyObject *self, PyObject *unused) {
+#ifdef SPARE_PAYLOADS
+    while (spare_count) drop_spare(spare_count - 1);
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyObject *spare_payloads(PyObject *self, PyObject *unused) {
+#ifdef SPARE_PAYLOADS
+    PyObject *list = PyList_New(spare_count);
+    if (list == NULL) return NULL;
+    for (int i = 0; i < spare_count; i++) {
+        Py_INCREF(spares[i]);
+        PyList_SET_ITEM(list, i, spares[i]);
+    }
+    return list;
+#else
+    return PyList_New(0);
+#endif
+}
+
 /* PayloadBuffer(length, mask): a masked payload of `length` bytes received into the bytes
  * object that will hold the message. Its buffer (writable) is the part not yet filled, so a
  * socket's recv_into() can write there; advance(n) unmasks the n bytes just written, in place
@@ -359,7 +432,11 @@ static int payload_buffer_init(PayloadBuffer *self, PyObject *args, PyObject *kw
     }
     memcpy(self->mask, mask.buf, 4);
     PyBuffer_Release(&mask);
-    self->payload = PyBytes_FromStringAndSize(NULL, length);
+#ifdef SPARE_PAYLOADS
+    self->payload = reuse_spare(length);
+    if (self->payload == NULL)
+#endif
+        self->payload = PyBytes_FromStringAndSize(NULL, length);
     if (self->payload == NULL) return -1;
     self->length = length;
     self->filled = 0;
@@ -438,6 +515,9 @@ static PyObject *payload_buffer_take(PayloadBuffer *self, PyObject *unused) {
     }
     PyObject *payload = self->payload;
     self->payload = NULL;
+#ifdef SPARE_PAYLOADS
+    keep_spare(payload);
+#endif
     return payload;
 }
 
@@ -496,6 +576,11 @@ static PyMethodDef methods[] = {
      "send_each(fds, data) -> list: send data on each non-blocking socket of fds with one "
      "send() each; return (index, bytes sent or -errno) for those that did not take it all."},
 #endif
+    {"release_spare_payloads", release_spare_payloads, METH_NOARGS,
+     "release_spare_payloads() -> None: let go of the spent payloads kept for reuse."},
+    {"spare_payloads", spare_payloads, METH_NOARGS,
+     "spare_payloads() -> list: the spent payloads kept for reuse, oldest first (empty where "
+     "payloads are not reused)."},
     {"encode_message", encode_message, METH_VARARGS,
      "encode_message(opcode, payload, fragment_size) -> bytes: the unmasked frames of one data "
      "message, split at fragment_size bytes unless it is None."},

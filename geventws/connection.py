@@ -105,6 +105,7 @@ class WebSocketConnection(EventEmitter):
     EVENTS = ("message", "frame", "ping", "pong", "close", "error")
     # Slots, not a per-instance dict: a server may hold tens of thousands of connections.
     __slots__ = (
+        "_broadcast_slot",
         "_chunk",
         "_chunk_next",
         "_close_delivered",
@@ -222,6 +223,14 @@ class WebSocketConnection(EventEmitter):
         # None for TLS, whose records only gevent's SSL socket can write.
         self._raw_socket: socket.socket | None = (
             None if isinstance(sock, _TLS_SOCKETS) else getattr(sock, "_sock", None)
+        )
+        # What WebSocketServer.broadcast needs to write this connection's frames with
+        # send_each, looked up once: the fragment size they are encoded for and the plain
+        # socket; None for TLS, or when extensions make frames of their own.
+        self._broadcast_slot: tuple[int | None, socket.socket] | None = (
+            (fragment_size, self._raw_socket)
+            if self._raw_socket is not None and not extensions
+            else None
         )
         self._hub = gevent.get_hub()
         self._reader: Any = None

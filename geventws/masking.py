@@ -111,3 +111,19 @@ apply_mask: Callable[..., bytes] = accelerated_apply_mask or python_apply_mask
 AcceleratedPayloadBuffer: Any = accelerated("PayloadBuffer")
 #: What a big masked payload is received into.
 PayloadBuffer: Any = AcceleratedPayloadBuffer or PythonPayloadBuffer
+
+_release_spare_payloads: Callable[[], None] | None = accelerated("release_spare_payloads")
+#: The spent payloads the C payload buffer keeps for reuse (a list, oldest first; empty
+#: without the accelerator or where it does not reuse them).
+spare_payloads: Callable[[], list[bytes]] = accelerated("spare_payloads") or list
+
+
+def release_spare_payloads() -> None:
+    """Let go of the spent payloads the C :data:`PayloadBuffer` keeps for reuse.
+
+    The C buffer keeps every payload it made (at most the last 16, 16 MiB in all) and receives
+    the next payload of the same size into one of them once the application holds it no more,
+    instead of into new memory. This frees those the application does not hold; it does
+    nothing without the accelerator."""
+    if _release_spare_payloads is not None:
+        _release_spare_payloads()

@@ -225,3 +225,68 @@ def test_send_each_sends_to_every_socket_and_reports_the_ones_that_did_not_take_
         for pair in pairs:
             for sock in pair:
                 sock.close()
+
+
+# Spent payloads: the C buffer receives the next payload of the same size into a message the
+# application has let go of (see _speedups.c); never into one that is still held.
+
+_MASK = b"\x0f\x1e\x2d\x3c"
+
+
+def _payload_of(size: int, fill: int) -> bytes:
+    """A payload of ``size`` bytes ``fill`` received through the C buffer (in two steps)."""
+    buffer = masking.AcceleratedPayloadBuffer(size, _MASK)
+    masked = masking.python_apply_mask(bytes([fill]) * size, _MASK)
+    _fill(buffer, masked, [("view", size // 3), ("write", size)], bytes)
+    payload: bytes = buffer.take()
+    return payload
+
+
+@pytest.fixture
+def spare_payloads():
+    """The C module's list of spent payloads, empty before and after the test."""
+    assert accelerator.accelerated("spare_payloads") is masking.spare_payloads
+    masking.release_spare_payloads()
+    assert masking.spare_payloads() == []
+    yield masking.spare_payloads
+    masking.release_spare_payloads()
+
+
+def test_a_payload_nobody_holds_any_more_receives_the_next_one_of_its_size(spare_payloads):
+    first = _payload_of(70_000, 0x41)
+    first_id, first_hash = id(first), hash(first)
+    del first  # the spare list now holds the only reference: the object stays, unseen
+    second = _payload_of(70_000, 0x42)
+    assert id(second) == first_id
+    assert second == b"\x42" * 70_000
+    assert hash(second) == hash(b"\x42" * 70_000) != first_hash  # not the old cached hash
+    assert [id(spare) for spare in spare_payloads()] == [first_id]
+    other_size = _payload_of(70_001, 0x43)
+    assert id(other_size) != first_id  # sizes must match
+    assert other_size == b"\x43" * 70_001
+
+
+def test_a_payload_the_application_still_holds_is_never_written_again(spare_payloads):
+    kept = [_payload_of(70_000, fill) for fill in range(5)]
+    view = memoryview(_payload_of(70_000, 0x55))  # held through a view only
+    newer = [_payload_of(70_000, 0x60 + fill) for fill in range(5)]
+    assert [bytes(p) for p in kept] == [bytes([fill]) * 70_000 for fill in range(5)]
+    assert view == b"\x55" * 70_000
+    assert [bytes(p) for p in newer] == [bytes([0x60 + fill]) * 70_000 for fill in range(5)]
+    assert len({id(p) for p in kept + newer} | {id(view.obj)}) == 11
+
+
+def test_the_spent_payloads_kept_are_at_most_16_and_16_mib(spare_payloads):
+    for fill in range(20):
+        _payload_of(1 << 20, fill)  # each let go of at once: the next one reuses it
+    assert len(spare_payloads()) == 1
+    held = [_payload_of(100_000, fill) for fill in range(20)]
+    spares = spare_payloads()
+    assert len(spares) == 16
+    assert [s[0] for s in spares] == [fill for fill in range(4, 20)]  # the oldest let go first
+    del spares
+    held += [_payload_of(3 << 20, fill) for fill in range(6)]
+    assert sum(len(s) for s in spare_payloads()) <= 16 << 20
+    assert len(_payload_of((16 << 20) + 1, 1)) == (16 << 20) + 1
+    assert all(len(s) <= 16 << 20 for s in spare_payloads())  # too big to keep
+    assert all(p == bytes([p[0]]) * len(p) for p in held)

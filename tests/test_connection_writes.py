@@ -259,3 +259,44 @@ def test_a_peer_that_leaves_in_the_middle_of_a_big_payload_is_a_dropped_connecti
         assert (code, description) == (1006, "Connection dropped by remote peer.")
         assert client.expect_eof(timeout=WAIT) == b""
     assert messages == []
+
+
+def test_big_messages_kept_by_the_application_stay_intact_while_others_are_reused(serve):
+    """Big binary messages (received through the payload buffer) of one size, each different:
+    the application keeps every other one and lets go of the rest, whose memory may receive
+    later messages (see masking.release_spare_payloads). Every message arrives as sent, is
+    echoed whole, and the kept ones never change."""
+    size = 100_000
+    sent = [
+        bytes([fill]) * 7 + bytes(range(251)) * 398 + bytes([fill]) * (size - 7 - 99_898)
+        for fill in range(12)
+    ]
+    kept: list[bytes] = []
+    seen: list[bool] = []
+    let_go: set[int] = set()  # ids of the messages let go of (the spare list keeps them)
+    reused: list[int] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: Any) -> None:
+            seen.append(data == sent[len(seen)])
+            if id(data) in let_go:
+                reused.append(id(data))
+            if len(seen) % 2:
+                kept.append(data)
+            else:
+                let_go.add(id(data))
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(on_connect=on_connect, max_received_frame_size=size)
+    with RawClient(served.port) as client:
+        client.handshake()
+        for payload in sent:
+            client.send_raw(client_frame(Opcode.BINARY, payload))
+            assert client.read_message() == payload
+        client.close_handshake()
+    served.wait_for_event("close")
+    assert seen == [True] * len(sent)
+    assert kept == sent[0::2]
+    assert reused  # (the C accelerator is built here: see test_accelerator.py)
