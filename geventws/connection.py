@@ -62,11 +62,6 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 _RECEIVE_SIZE = 65536
 #: How many received chunks a reader handles back to back before it lets others run.
 _CHUNKS_BEFORE_YIELD = 8
-#: Messages up to this size go to their listeners in the reader itself; bigger ones through
-#: the dispatcher greenlet. For a big message the hop costs little next to the copying, its
-#: listener is likely to block (the socket cannot take a big answer at once, which would move
-#: the reading), and reading on while the dispatcher sends keeps big buffers short-lived.
-_INLINE_MAX_SIZE = 16384
 #: Messages from this size on are sent with one gathering write (``sendmsg``) of their frame
 #: headers and payload pieces, without copying the payload into frames first.
 _GATHERED_WRITE_FROM = 0x10000
@@ -865,13 +860,13 @@ class WebSocketConnection(EventEmitter):
             if event_type is MessageReceived:  # _hand_over, inlined for the common case
                 data = event.data
                 listeners = self._listeners.get("message")
-                if listeners and not self._dispatch_busy and len(data) <= _INLINE_MAX_SIZE:
+                if listeners and not self._dispatch_busy:
                     self._emit_inline("message", listeners, (data,))
                 else:
                     self._deliver("message", data)
             elif event_type is FrameReceived:
                 frame = event.frame
-                self._hand_over("frame", frame, len(frame.payload))
+                self._hand_over("frame", frame)
             elif event_type is PingReceived:
                 if self._listeners.get("ping"):
                     self._deliver("ping", event.payload)
@@ -893,13 +888,14 @@ class WebSocketConnection(EventEmitter):
             self._inline_watch = None
             watch.stop()
 
-    def _hand_over(self, event: str, item: Any, size: int) -> None:
+    def _hand_over(self, event: str, item: Any) -> None:
         """A received message or frame: to its listeners right here in the reader when
-        nothing waits for delivery before it and it is at most ``_INLINE_MAX_SIZE``; else
-        through :meth:`_deliver`. (Called by the reader only: a move of the reading to
-        another greenlet raises out of the loop that calls this.)"""
+        nothing waits for delivery before it, whatever its size (a big one is then answered
+        while it is still in the cache); else through :meth:`_deliver`. (Called by the
+        reader only: a move of the reading to another greenlet raises out of the loop that
+        calls this.)"""
         listeners = self._listeners.get(event)
-        if listeners and not self._dispatch_busy and size <= _INLINE_MAX_SIZE:
+        if listeners and not self._dispatch_busy:
             self._emit_inline(event, listeners, (item,))
         else:
             self._deliver(event, item)

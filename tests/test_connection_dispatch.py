@@ -220,9 +220,9 @@ def test_messages_without_listeners_go_straight_to_receive(serve):
         wait_until(lambda: got == ["c"], what="the listener to get 'c'")
 
 
-def test_big_messages_go_through_the_dispatcher_and_keep_their_order_with_small_ones(serve):
-    """Messages over 16 KiB are handed to the dispatcher greenlet (the reader reads on while
-    it answers); small ones behind them wait their turn."""
+def test_big_messages_go_to_their_listener_in_the_reader_and_keep_their_order(serve):
+    """Messages of any size go to their listener right in the reader (a big one is answered
+    while it is still in the cache); small ones behind them keep their turn."""
     ran_in: list[tuple[int, bool]] = []
 
     def on_connect(connection: WebSocketConnection) -> None:
@@ -232,21 +232,55 @@ def test_big_messages_go_through_the_dispatcher_and_keep_their_order_with_small_
 
         connection.on("message", on_message)
 
-    served = serve(on_connect=on_connect)
+    served = serve(on_connect=on_connect, max_received_frame_size=1 << 20)
     big = bytes(range(256)) * 192  # 48 KiB
+    huge = bytes(range(251)) * 2000  # 502,000 bytes: received through the payload buffer
     with RawClient(served.port) as client:
         client.handshake()
         client.send_raw(
             client_frame(Opcode.BINARY, b"x" * 16384)
             + client_frame(Opcode.BINARY, big)
+            + client_frame(Opcode.BINARY, huge)
             + client_frame(Opcode.TEXT, b"small")
         )
         assert client.read_message() == b"x" * 16384
         assert client.read_message() == big
+        assert client.read_message() == huge
         assert client.read_message() == "small"
-    assert [size for size, _ in ran_in] == [16384, len(big), 5]
-    assert ran_in[0][1] is True  # at the limit: still in the reader
-    assert ran_in[1][1] is False  # over it: the dispatcher
+    assert ran_in == [(16384, True), (len(big), True), (len(huge), True), (5, True)]
+
+
+def test_a_big_answer_the_socket_cannot_take_at_once_moves_the_reading(serve):
+    """A client that does not read: the echo of a 4 MiB message cannot all go into the
+    socket, its listener blocks in the reader, so the reading moves to a fresh greenlet and
+    a ping sent meanwhile is still answered; once the client reads, everything arrives."""
+    ran_in: list[object] = []
+    size = 4 << 20
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def on_message(data: str | bytes) -> None:
+            ran_in.append(getcurrent())
+            connection.send(data)
+
+        connection.on("message", on_message)
+
+    served = serve(
+        on_connect=on_connect, max_received_frame_size=size, max_received_message_size=size
+    )
+    payload = bytes(range(253)) * (size // 253)
+    with RawClient(served.port) as client:
+        client.handshake()
+        ((_, connection),) = served.wait_for_event("connect")
+        reader = connection._reader
+        client.send_raw(client_frame(Opcode.BINARY, payload))
+        wait_until(lambda: connection._reader is not reader, what="the reading to move")
+        client.send_raw(client_frame(Opcode.PING, b"still there?"))
+        assert client.read_message() == payload
+        frame = client.read_frame()
+        assert (frame.opcode, frame.payload) == (Opcode.PONG, b"still there?")
+        client.close_handshake()
+    served.wait_for_event("close")
+    assert ran_in == [reader]
 
 
 def test_many_connections_whose_listeners_block_now_and_then_lose_and_reorder_nothing(serve):
