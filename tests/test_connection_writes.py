@@ -10,6 +10,7 @@ received payload is read straight into the message's memory.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +34,22 @@ class CountingSocket:
         self.sends = 0
         self.gathering_sends = 0
         self.bytes_read_into = 0
+        #: The sends (with their data and flags) and shutdowns, in order.
+        self.calls: list[tuple[Any, ...]] = []
 
     def recv_into(self, buffer: Any) -> int:
         count = int(self.raw.recv_into(buffer))
         self.bytes_read_into += count
         return count
 
-    def send(self, data: Any) -> int:
+    def send(self, data: Any, flags: int = 0) -> int:
         self.sends += 1
-        return int(self.raw.send(data))
+        self.calls.append(("send", bytes(data), flags))
+        return int(self.raw.send(data, flags))
+
+    def shutdown(self, how: int) -> None:
+        self.calls.append(("shutdown", how))
+        self.raw.shutdown(how)
 
     def sendmsg(self, buffers: Any) -> int:
         self.gathering_sends += 1
@@ -300,3 +308,31 @@ def test_big_messages_kept_by_the_application_stay_intact_while_others_are_reuse
     assert seen == [True] * len(sent)
     assert kept == sent[0::2]
     assert reused  # (the C accelerator is built here: see test_accelerator.py)
+
+
+def test_the_answer_to_a_close_and_the_fin_go_out_together(serve):
+    """The peer's Close is answered (with its code) with MSG_MORE (Linux holds it back),
+    then at once shutdown(SHUT_WR), whose FIN goes out with it in one segment. The client
+    reads the Close, then the end of the stream, and the connection closes with its code."""
+    counted: list[CountingSocket] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        counted.append(count_writes(connection))
+
+    served = serve(on_connect=on_connect)
+    with RawClient(served.port) as client:
+        client.handshake()
+        client.send_raw(client_frame(Opcode.CLOSE, b"\x03\xe8bye"))
+        frame = client.read_frame()
+        assert (frame.opcode, frame.payload) == (Opcode.CLOSE, b"\x03\xe8")  # the code only
+        assert client.expect_eof() == b""
+    ((_, _, code, description),) = served.wait_for_event("close")
+    assert (code, description) == (1000, "bye")
+    more = getattr(socket, "MSG_MORE", 0)
+    if more:
+        assert counted[0].calls == [
+            ("send", b"\x88\x02\x03\xe8", more),
+            ("shutdown", socket.SHUT_WR),
+        ]
+    else:  # (macOS, Windows): the Close, then FIN from the usual shutdown
+        assert counted[0].calls == [("send", b"\x88\x02\x03\xe8", 0)]
