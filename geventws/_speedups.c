@@ -341,9 +341,10 @@ done:
  * into new memory. With glibc's defaults, the memory of a freed big message often goes back to
  * the kernel (the top of the heap is trimmed) and the next one is faulted in page by page,
  * cold; see benchmarks/README.md ("Fifth pass"). At most SPARE_COUNT objects and SPARE_BYTES
- * bytes are held, the oldest let go first; release_spare_payloads() lets go of all. Off where
- * a reference count of 1 does not prove that (free-threaded builds) or where the cached hash
- * of a bytes object cannot be reset. */
+ * bytes are held, the oldest let go first; release_spare_payloads() lets go of all. Only in
+ * the main interpreter; off where a reference count of 1 does not prove that nobody else holds
+ * an object (free-threaded builds) and where resetting a bytes object's cached hash is not
+ * known to work (Python 3.14 on, not checked yet). */
 #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
 #define SPARE_PAYLOADS 1
 #define SPARE_COUNT 16
@@ -360,8 +361,22 @@ static void drop_spare(int index) {
     Py_DECREF(spare);
 }
 
+/* Spares are kept and reused in the main interpreter only: objects must not cross into
+ * another interpreter (whose allocator may differ). */
+static int in_main_interpreter(void) {
+    return PyInterpreterState_Get() == PyInterpreterState_Main();
+}
+
+/* At Py_Finalize the spares go with everything else; forget them (an embedding application
+ * may start Python again in this process, with this module's static state still here). */
+static void forget_spares(void) {
+    spare_count = 0;
+    spare_bytes = 0;
+}
+
 /* A spare payload of exactly `length` bytes nobody else holds (a new reference), or NULL. */
 static PyObject *reuse_spare(Py_ssize_t length) {
+    if (!in_main_interpreter()) return NULL;
     for (int i = 0; i < spare_count; i++) {
         PyObject *spare = spares[i];
         if (PyBytes_GET_SIZE(spare) != length || Py_REFCNT(spare) != 1) continue;
@@ -379,7 +394,7 @@ static PyObject *reuse_spare(Py_ssize_t length) {
 
 static void keep_spare(PyObject *payload) {
     Py_ssize_t size = PyBytes_GET_SIZE(payload);
-    if (size > SPARE_BYTES) return;
+    if (size > SPARE_BYTES || !in_main_interpreter()) return;
     while (spare_count == SPARE_COUNT || spare_bytes + size > SPARE_BYTES) drop_spare(0);
     Py_INCREF(payload);
     spares[spare_count++] = payload;
@@ -389,13 +404,15 @@ static void keep_spare(PyObject *payload) {
 
 static PyObject *release_spare_payloads(PyObject *self, PyObject *unused) {
 #ifdef SPARE_PAYLOADS
-    while (spare_count) drop_spare(spare_count - 1);
+    if (in_main_interpreter())
+        while (spare_count) drop_spare(spare_count - 1);
 #endif
     Py_RETURN_NONE;
 }
 
 static PyObject *spare_payloads(PyObject *self, PyObject *unused) {
 #ifdef SPARE_PAYLOADS
+    if (!in_main_interpreter()) return PyList_New(0);
     PyObject *list = PyList_New(spare_count);
     if (list == NULL) return NULL;
     for (int i = 0; i < spare_count; i++) {
@@ -599,6 +616,10 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "geventws._speedups", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
+#ifdef SPARE_PAYLOADS
+    static int forgetting_registered;
+    if (!forgetting_registered && Py_AtExit(forget_spares) == 0) forgetting_registered = 1;
+#endif
     if (PyType_Ready(&PayloadBufferType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import socket
 
 import pytest
@@ -290,3 +291,28 @@ def test_the_spent_payloads_kept_are_at_most_16_and_16_mib(spare_payloads):
     assert len(_payload_of((16 << 20) + 1, 1)) == (16 << 20) + 1
     assert all(len(s) <= 16 << 20 for s in spare_payloads())  # too big to keep
     assert all(p == bytes([p[0]]) * len(p) for p in held)
+
+
+def test_spent_payloads_are_kept_in_the_main_interpreter_only(spare_payloads):
+    """gevent itself refuses subinterpreters, but the C module loads there on its own: its
+    payloads must not be kept for another interpreter (nor taken from this one's)."""
+    testcapi = pytest.importorskip("_testcapi")
+    kept = _payload_of(70_000, 0x21)
+    kept_id = id(kept)
+    del kept
+    assert [id(spare) for spare in spare_payloads()] == [kept_id]
+    path = importlib.import_module("geventws._speedups").__file__
+    # Loaded from its file: importing the package would import gevent, which refuses.
+    code = f"""
+import importlib.util
+spec = importlib.util.spec_from_file_location("geventws._speedups", {path!r})
+module = importlib.util.module_from_spec(spec)
+buffer = module.PayloadBuffer(70_000, b"\\0\\0\\0\\0")
+buffer.write(b"b" * 70_000)
+payload = buffer.take()
+assert payload == b"b" * 70_000
+assert module.spare_payloads() == [], "kept in a subinterpreter"
+"""
+    assert testcapi.run_in_subinterp(code) == 0
+    # The main interpreter's spare is still there, and was not written by the other.
+    assert [(id(spare), spare) for spare in spare_payloads()] == [(kept_id, b"\x21" * 70_000)]
