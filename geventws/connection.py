@@ -102,7 +102,6 @@ class WebSocketConnection(EventEmitter):
     EVENTS = ("message", "frame", "ping", "pong", "close", "error")
     # Slots, not a per-instance dict: a server may hold tens of thousands of connections.
     __slots__ = (
-        "_broadcast_slot",
         "_chunk",
         "_chunk_next",
         "_close_delivered",
@@ -220,14 +219,6 @@ class WebSocketConnection(EventEmitter):
         # None for TLS, whose records only gevent's SSL socket can write.
         self._raw_socket: socket.socket | None = (
             None if isinstance(sock, _TLS_SOCKETS) else getattr(sock, "_sock", None)
-        )
-        # What WebSocketServer.broadcast needs to write this connection's frames with
-        # send_each, looked up once: the fragment size they are encoded for and the plain
-        # socket; None for TLS, or when extensions make frames of their own.
-        self._broadcast_slot: tuple[int | None, socket.socket] | None = (
-            (fragment_size, self._raw_socket)
-            if self._raw_socket is not None and not extensions
-            else None
         )
         self._hub = gevent.get_hub()
         self._reader: Any = None
@@ -940,9 +931,7 @@ class WebSocketConnection(EventEmitter):
             return False
         if sent != len(frames):  # a write without MSG_MORE sends what is held, then the rest
             self._write_quietly(frames[sent:])
-        self._write_shut = True
-        with contextlib.suppress(OSError):  # reset by the peer meanwhile: the reader sees it
-            raw.shutdown(socket.SHUT_WR)
+        self._shutdown_write()
         return True
 
     def _failed(self, event: ConnectionFailed) -> None:

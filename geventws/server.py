@@ -141,20 +141,9 @@ class WebSocketServer(EventEmitter):
             )
         encoded: dict[int | None, bytes] = {}  # by fragment size
         # Connections whose plain sockets take the frames at once, by fragment size: written
-        # in one C call (send_each) instead of a Python call per connection. This loop runs
-        # once per connection and broadcast, so it reads the connections' state directly.
+        # in one C call (send_each) instead of a Python call per connection.
         direct: dict[int | None, tuple[list[WebSocketConnection], list[int]]] = {}
         for connection in list(self.connections):
-            slot = connection._broadcast_slot
-            if slot is not None and send_each is not None and connection.state == "open":
-                lock = connection._write_lock
-                if connection._corked is None and (lock is None or not lock.locked()):
-                    group = direct.get(slot[0])
-                    if group is None:
-                        group = direct[slot[0]] = ([], [])
-                    group[0].append(connection)
-                    group[1].append(slot[1].fileno())
-                    continue
             if connection.state != "open":
                 continue
             try:
@@ -165,14 +154,20 @@ class WebSocketServer(EventEmitter):
                 frames = encoded.get(size)
                 if frames is None:
                     frames = encoded[size] = connection._protocol.encode_data(opcode, payload)
-                connection._write_in_background(frames)
+                raw = connection._socket_taking_frames_now() if send_each is not None else None
+                if raw is not None:
+                    group = direct.get(size)
+                    if group is None:
+                        group = direct[size] = ([], [])
+                    group[0].append(connection)
+                    group[1].append(raw.fileno())
+                else:
+                    connection._write_in_background(frames)
             except Exception:
                 logger.debug("broadcast to %r failed", connection, exc_info=True)
         for size, (connections, fds) in direct.items():
             assert send_each is not None
-            frames = encoded.get(size)
-            if frames is None:
-                frames = encoded[size] = connections[0]._protocol.encode_data(opcode, payload)
+            frames = encoded[size]
             for index, sent in send_each(fds, frames):
                 if sent >= 0:  # (a failed send is the reader's to see and report)
                     connections[index]._write_rest_in_background(frames, sent)

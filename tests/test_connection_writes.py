@@ -47,10 +47,6 @@ class CountingSocket:
         self.calls.append(("send", bytes(data), flags))
         return int(self.raw.send(data, flags))
 
-    def shutdown(self, how: int) -> None:
-        self.calls.append(("shutdown", how))
-        self.raw.shutdown(how)
-
     def sendmsg(self, buffers: Any) -> int:
         self.gathering_sends += 1
         return int(self.raw.sendmsg(buffers))
@@ -317,7 +313,9 @@ def test_the_answer_to_a_close_and_the_fin_go_out_together(serve):
     counted: list[CountingSocket] = []
 
     def on_connect(connection: WebSocketConnection) -> None:
-        counted.append(count_writes(connection))
+        counting = count_writes(connection)
+        counted.append(counting)
+        connection.socket = _RecordingShutdown(connection.socket, counting.calls)
 
     served = serve(on_connect=on_connect)
     with RawClient(served.port) as client:
@@ -335,4 +333,19 @@ def test_the_answer_to_a_close_and_the_fin_go_out_together(serve):
             ("shutdown", socket.SHUT_WR),
         ]
     else:  # (macOS, Windows): the Close, then FIN from the usual shutdown
-        assert counted[0].calls == [("send", b"\x88\x02\x03\xe8", 0)]
+        assert counted[0].calls == [("send", b"\x88\x02\x03\xe8", 0), ("shutdown", socket.SHUT_WR)]
+
+
+class _RecordingShutdown:
+    """The connection's gevent socket, passed through, adding its shutdowns to ``calls``."""
+
+    def __init__(self, sock: Any, calls: list[tuple[Any, ...]]) -> None:
+        self._sock_object = sock
+        self._calls = calls
+
+    def shutdown(self, how: int) -> None:
+        self._calls.append(("shutdown", how))
+        self._sock_object.shutdown(how)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock_object, name)
