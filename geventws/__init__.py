@@ -5,6 +5,8 @@ Mount a :class:`WebSocketServer` on one or several ``gevent.pywsgi.WSGIServer`` 
 accept or reject, and accepted ones :class:`WebSocketConnection` objects.
 """
 
+# Imported for its effect: greenlets' freed data stacks are kept for the next ones.
+from . import stack_chunks  # noqa: F401
 from .close_codes import CLOSE_DESCRIPTIONS, CloseCode
 from .connection import WebSocketConnection
 from .cookies import Cookie

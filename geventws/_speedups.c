@@ -7,7 +7,9 @@
  * - encode_message: frames.python_encode_message, the payload copied once;
  * - send_each: the same bytes to many sockets, one send() each, in one call;
  * - PayloadBuffer: masking.PythonPayloadBuffer, a masked payload received straight into the
- *   bytes object that becomes the message and unmasked there, read by read. */
+ *   bytes object that becomes the message and unmasked there, read by read;
+ * - spare stack chunks (see stack_chunks.py): greenlets' freed data stacks kept for the next
+ *   greenlet instead of unmapped (no pure-Python counterpart: without it, nothing is kept). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -402,6 +404,111 @@ static void keep_spare(PyObject *payload) {
 }
 #endif
 
+
+/* Spare stack chunks. Every greenlet has a data stack of its own for its Python frames (Python
+ * 3.11 on): a 16 KiB chunk taken from the interpreter's arena allocator when the greenlet first
+ * runs Python code and given back when it ends. The default allocator maps a fresh chunk and
+ * unmaps it each time: two system calls and the page faults of touching it again, for every
+ * connection, since gevent's servers run each connection in a new greenlet (about 5 % of the
+ * server's time in the handshakes benchmark; see benchmarks/README.md). This layer over the
+ * arena allocator keeps up to CHUNKS_KEPT freed chunks of exactly that size and hands them out
+ * again; every other request goes to the allocator below, unchanged. Nothing in Python expects
+ * a data stack chunk to be zeroed. The allocator is process-wide and may be called without the
+ * GIL (a thread state deleted from another thread), hence the lock. Put in place by
+ * keep_stack_chunks() in the main interpreter (geventws/stack_chunks.py calls it on import);
+ * not on free-threaded builds nor on Python >= 3.14 (not checked there yet). */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED) \
+    && defined(__GNUC__)
+#define SPARE_CHUNKS 1
+#define CHUNK_SIZE ((size_t)16 * 1024)
+#define CHUNKS_KEPT 64
+static PyObjectArenaAllocator arena_below;
+static void *spare_chunk_list[CHUNKS_KEPT];
+static int spare_chunk_count;
+static char chunk_lock;
+
+static void lock_chunks(void) {
+    while (__atomic_test_and_set(&chunk_lock, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+static void unlock_chunks(void) { __atomic_clear(&chunk_lock, __ATOMIC_RELEASE); }
+
+static void *arena_alloc(void *ctx, size_t size) {
+    if (size == CHUNK_SIZE) {
+        void *chunk = NULL;
+        lock_chunks();
+        if (spare_chunk_count) chunk = spare_chunk_list[--spare_chunk_count];
+        unlock_chunks();
+        if (chunk != NULL) return chunk;
+    }
+    return arena_below.alloc(arena_below.ctx, size);
+}
+
+static void arena_free(void *ctx, void *ptr, size_t size) {
+    if (size == CHUNK_SIZE && ptr != NULL) {
+        int kept = 0;
+        lock_chunks();
+        if (spare_chunk_count < CHUNKS_KEPT) {
+            spare_chunk_list[spare_chunk_count++] = ptr;
+            kept = 1;
+        }
+        unlock_chunks();
+        if (kept) return;
+    }
+    arena_below.free(arena_below.ctx, ptr, size);
+}
+
+/* Whether the layer is in place now. */
+static int chunk_cache_installed(void) {
+    PyObjectArenaAllocator current;
+    PyObject_GetArenaAllocator(&current);
+    return current.alloc == arena_alloc;
+}
+#endif
+
+static PyObject *keep_stack_chunks(PyObject *self, PyObject *unused) {
+#ifdef SPARE_CHUNKS
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) Py_RETURN_FALSE;
+    if (!chunk_cache_installed()) {
+        PyObjectArenaAllocator ours = {NULL, arena_alloc, arena_free};
+        PyObject_GetArenaAllocator(&arena_below);
+        PyObject_SetArenaAllocator(&ours);
+    }
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+static PyObject *spare_stack_chunks(PyObject *self, PyObject *unused) {
+#ifdef SPARE_CHUNKS
+    int count;
+    if (!chunk_cache_installed()) return PyLong_FromLong(-1);
+    lock_chunks();
+    count = spare_chunk_count;
+    unlock_chunks();
+    return PyLong_FromLong(count);
+#else
+    return PyLong_FromLong(-1);
+#endif
+}
+
+static PyObject *release_spare_stack_chunks(PyObject *self, PyObject *unused) {
+#ifdef SPARE_CHUNKS
+    if (!chunk_cache_installed()) Py_RETURN_NONE;
+    for (;;) {
+        void *chunk = NULL;
+        lock_chunks();
+        if (spare_chunk_count) chunk = spare_chunk_list[--spare_chunk_count];
+        unlock_chunks();
+        if (chunk == NULL) break;
+        arena_below.free(arena_below.ctx, chunk, CHUNK_SIZE);
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyObject *release_spare_payloads(PyObject *self, PyObject *unused) {
 #ifdef SPARE_PAYLOADS
     if (in_main_interpreter())
@@ -607,6 +714,14 @@ static PyMethodDef methods[] = {
     {"spare_payloads", spare_payloads, METH_NOARGS,
      "spare_payloads() -> list: the spent payloads kept for reuse, oldest first (empty where "
      "payloads are not reused)."},
+    {"keep_stack_chunks", keep_stack_chunks, METH_NOARGS,
+     "keep_stack_chunks() -> bool: keep greenlets' freed data stack chunks for reuse from now on "
+     "(main interpreter, Python 3.11-3.13 with the GIL); whether they are kept."},
+    {"spare_stack_chunks", spare_stack_chunks, METH_NOARGS,
+     "spare_stack_chunks() -> int: the greenlets' freed data stack chunks kept for reuse (-1 "
+     "where they are not kept)."},
+    {"release_spare_stack_chunks", release_spare_stack_chunks, METH_NOARGS,
+     "release_spare_stack_chunks() -> None: give the kept stack chunks back to the system."},
     {"encode_message", encode_message, METH_VARARGS,
      "encode_message(opcode, payload, fragment_size) -> bytes: the unmasked frames of one data "
      "message, split at fragment_size bytes unless it is None."},

@@ -8,6 +8,7 @@ goes to the WSGI application as usual.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import weakref
@@ -25,6 +26,8 @@ from .wsgi import UPGRADE_ENVIRON_KEY, PendingUpgrade
 
 if TYPE_CHECKING:
     from .server import WebSocketServer
+
+logger = logging.getLogger("geventws.handler")
 
 #: What pywsgi logs to with ``log=None`` (a private class; nothing is skipped if it is gone).
 _NO_LOG: type = getattr(pywsgi, "_NoopLog", type("_NeverALog", (), {}))
@@ -79,7 +82,7 @@ class UpgradeHandlerMixin:
         # A bare loop timer rather than a gevent.Timeout: the same throw into this greenlet,
         # without a Timeout (an exception object) and its error made for every connection.
         self._head_timer = gevent.get_hub().loop.timer(seconds)
-        self._head_timer.start(_throw_head_timeout, getcurrent(), update=True)
+        self._head_timer.start(_throw_head_timeout, getcurrent(), self.client_address, update=True)
         self._head_limit = ws_server.options.max_request_header_size
         try:
             return super().handle_one_request()  # type: ignore[misc]
@@ -347,8 +350,10 @@ class _HeadTimeoutError(socket.timeout):
     """The client did not send its request head within ``handshake_timeout``."""
 
 
-def _throw_head_timeout(reader: greenlet) -> None:
+def _throw_head_timeout(reader: greenlet, client_address: Any) -> None:
     """Raise :class:`_HeadTimeoutError` in the greenlet reading the request head."""
+    # Logged here: pywsgi closes the connection without a word when no request line came.
+    logger.debug("(from %s) no whole request head within handshake_timeout", client_address)
     reader.throw(_HeadTimeoutError("request head timed out"))
 
 

@@ -778,7 +778,7 @@ def test_request_head_cut_short_by_eof_is_not_upgraded(serve, connect_others):
     close_all(others)
 
 
-def test_client_that_sends_nothing_is_closed_after_handshake_timeout(serve, connect_others):
+def test_client_that_sends_nothing_is_closed_after_handshake_timeout(serve, connect_others, caplog):
     served = serve(handshake_timeout=500)
     others = connect_others(served)
     with RawClient(served.port) as silent:
@@ -788,5 +788,15 @@ def test_client_that_sends_nothing_is_closed_after_handshake_timeout(serve, conn
         elapsed = time.monotonic() - started
         assert answer == b"" or status_of(answer) == 408, answer
         assert 0.45 <= elapsed <= 0.5 + SLACK, elapsed
+        port = silent.sock.getsockname()[1]
+    # pywsgi closes such a connection without a word; the debug log tells why.
+    timed_out = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "geventws.handler" and r.levelno == logging.DEBUG
+    ]
+    assert f"(from ('127.0.0.1', {port})) no whole request head within handshake_timeout" in (
+        timed_out
+    ), timed_out
     assert_echo(others, "after a silent client")
     close_all(others)

@@ -4,6 +4,7 @@ close_all_connections, shut_down, broadcast, and option checking at construction
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,7 +86,9 @@ def test_one_server_on_a_plain_and_a_tls_wsgi_server(extra):
     tls = tls_contexts()
     plain = WSGIServer(("127.0.0.1", 0), plain_app, log=None)
     secure = WSGIServer(("127.0.0.1", 0), plain_app, log=None, ssl_context=tls.server)
-    ws = WebSocketServer([plain, secure], keepalive=False)
+    # The TLS client runs in a thread, which a loaded machine may starve for seconds: the
+    # handshake_timeout (10 s by default) must not cut it off.
+    ws = WebSocketServer([plain, secure], keepalive=False, handshake_timeout=60_000)
     events = recorded(ws)
     extra(plain, ws)
     extra(secure, ws)
@@ -113,12 +116,16 @@ def test_one_server_on_a_plain_and_a_tls_wsgi_server(extra):
     with RawClient(plain.server_port) as client:
         assert client.handshake("/plain").status == 101
         echo_round_trip(client, "over tcp")
+        started = time.monotonic()
         session = gevent.get_hub().threadpool.spawn(tls_session)
         try:
             wait_until(
                 lambda: opened.is_set() or session.ready(), timeout=20, what="the TLS client"
             )
-            assert opened.is_set(), session.get()
+            assert opened.is_set(), (
+                f"the TLS client failed after {time.monotonic() - started:.1f} s with "
+                f"{session.exception!r}; the server's events: {events}"
+            )
             # Both connections are open at once, on two servers, in one WebSocketServer.
             wait_until(lambda: len(ws.connections) == 2, what="both connections")
             connects = [e[1] for e in events if e[0] == "connect"]
