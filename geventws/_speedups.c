@@ -281,9 +281,9 @@ static PyObject *encode_message(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* send_each(fds, data) -> list: send `data` on each socket of `fds` (a list of file
- * descriptors of non-blocking sockets) with one send() each, the GIL released once for all.
- * Returns the sockets that did not take all of it, as (index in fds, bytes sent) or, for a
+/* send_each(sockets, data) -> list: send `data` on each of `sockets` (a list of non-blocking
+ * sockets, or of their file descriptors) with one send() each, the GIL released once for all.
+ * Returns the sockets that did not take all of it, as (index in sockets, bytes sent) or, for a
  * failed send, (index, -errno) (EAGAIN/EWOULDBLOCK counts as 0 bytes sent). */
 #ifndef _WIN32
 static PyObject *send_each(PyObject *self, PyObject *args) {
@@ -299,13 +299,18 @@ static PyObject *send_each(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        long fd = PyLong_AsLong(PyList_GET_ITEM(fd_list, i));
-        if (fd == -1 && PyErr_Occurred()) goto done;
-        if (fd < 0 || fd > INT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "send_each(): not a file descriptor: %ld", fd);
+        PyObject *item = PyList_GET_ITEM(fd_list, i);
+        int fd = PyObject_AsFileDescriptor(item); /* an int, or the result of fileno() */
+        if (fd < 0) {
+            /* Said again with the offending item: a wrong type, or a closed socket (-1). */
+            PyObject *kind = PyExc_ValueError;
+            if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError)) kind = PyExc_TypeError;
+            else if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_ValueError)) goto done;
+            PyErr_Clear();
+            PyErr_Format(kind, "send_each(): not a socket: %R", item);
             goto done;
         }
-        fds[i] = (int)fd;
+        fds[i] = fd;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {

@@ -142,7 +142,7 @@ class WebSocketServer(EventEmitter):
         encoded: dict[int | None, bytes] = {}  # by fragment size
         # Connections whose plain sockets take the frames at once, by fragment size: written
         # in one C call (send_each) instead of a Python call per connection.
-        direct: dict[int | None, tuple[list[WebSocketConnection], list[int]]] = {}
+        direct: dict[int | None, tuple[list[WebSocketConnection], list[socket.socket]]] = {}
         for connection in list(self.connections):
             if connection.state != "open":
                 continue
@@ -160,15 +160,15 @@ class WebSocketServer(EventEmitter):
                     if group is None:
                         group = direct[size] = ([], [])
                     group[0].append(connection)
-                    group[1].append(raw.fileno())
+                    group[1].append(raw)
                 else:
                     connection._write_in_background(frames)
             except Exception:
                 logger.debug("broadcast to %r failed", connection, exc_info=True)
-        for size, (connections, fds) in direct.items():
+        for size, (connections, sockets) in direct.items():
             assert send_each is not None
             frames = encoded[size]
-            for index, sent in send_each(fds, frames):
+            for index, sent in send_each(sockets, frames):
                 if sent >= 0:  # (a failed send is the reader's to see and report)
                     connections[index]._write_rest_in_background(frames, sent)
 

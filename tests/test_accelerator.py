@@ -212,17 +212,27 @@ def test_send_each_sends_to_every_socket_and_reports_the_ones_that_did_not_take_
         with contextlib.suppress(BlockingIOError):
             while True:
                 full.send(b"\0" * 65536)
-        fds = [ours.fileno() for ours, _ in pairs]
+        sockets = [ours for ours, _ in pairs]
         data = b"the same frame for all"
-        unfinished = send_each(fds, data)
+        unfinished = send_each(sockets, data)
         assert unfinished == [(2, -errno.EPIPE), (3, 0)]
         for _, theirs in pairs[:2]:
             assert theirs.recv(100) == data
+        # File descriptors do as well.
+        assert send_each([pairs[0][0].fileno(), pairs[1][0].fileno()], data) == []
+        for _, theirs in pairs[:2]:
+            assert theirs.recv(100) == data
         assert send_each([], data) == []
-        with pytest.raises(ValueError, match="not a file descriptor: -1"):
+        with pytest.raises(ValueError, match=r"not a socket: -1"):
             send_each([-1], data)
+        with pytest.raises(TypeError, match=r"not a socket: 'sock'"):
+            send_each([sockets[0], "sock"], data)
+        closed = socket.socket()
+        closed.close()
+        with pytest.raises(ValueError, match=r"not a socket: <socket.socket \[closed\]"):
+            send_each([closed], data)
         with pytest.raises(TypeError):
-            send_each(fds[0], data)
+            send_each(sockets[0], data)
     finally:
         for pair in pairs:
             for sock in pair:
