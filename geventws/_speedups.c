@@ -409,19 +409,19 @@ static void keep_spare(PyObject *payload) {
 }
 #endif
 
-
 /* Spare stack chunks. Every greenlet has a data stack of its own for its Python frames (Python
  * 3.11 on): a 16 KiB chunk taken from the interpreter's arena allocator when the greenlet first
  * runs Python code and given back when it ends. The default allocator maps a fresh chunk and
  * unmaps it each time: two system calls and the page faults of touching it again, for every
- * connection, since gevent's servers run each connection in a new greenlet (about 5 % of the
- * server's time in the handshakes benchmark; see benchmarks/README.md). This layer over the
- * arena allocator keeps up to CHUNKS_KEPT freed chunks of exactly that size and hands them out
- * again; every other request goes to the allocator below, unchanged. Nothing in Python expects
- * a data stack chunk to be zeroed. The allocator is process-wide and may be called without the
- * GIL (a thread state deleted from another thread), hence the lock. Put in place by
- * keep_stack_chunks() in the main interpreter (geventws/stack_chunks.py calls it on import);
- * not on free-threaded builds nor on Python >= 3.14 (not checked there yet). */
+ * connection, since gevent's servers run each connection in a new greenlet (8 % of the
+ * server's samples in the handshakes benchmark, which runs a quarter faster without them; see
+ * benchmarks/README.md, "Sixth pass"). This layer over the arena allocator keeps up to
+ * CHUNKS_KEPT freed chunks of exactly that size and hands them out again; every other request
+ * goes to the allocator below, unchanged. Nothing in Python expects a data stack chunk to be
+ * zeroed. The allocator is process-wide and may be called without the GIL (a thread state
+ * deleted from another thread), hence the lock. Put in place by keep_stack_chunks() in the
+ * main interpreter (geventws/stack_chunks.py calls it on import); not on free-threaded builds
+ * nor on Python >= 3.14 (not checked there yet). */
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED) \
     && defined(__GNUC__)
 #define SPARE_CHUNKS 1
