@@ -425,6 +425,7 @@ static void keep_spare(PyObject *payload) {
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED) \
     && defined(__GNUC__)
 #define SPARE_CHUNKS 1
+#include <pthread.h>
 #define CHUNK_SIZE ((size_t)16 * 1024)
 #define CHUNKS_KEPT 64
 static PyObjectArenaAllocator arena_below;
@@ -438,6 +439,10 @@ static void lock_chunks(void) {
 }
 
 static void unlock_chunks(void) { __atomic_clear(&chunk_lock, __ATOMIC_RELEASE); }
+
+/* In a child of fork() only the forking thread lives on: a lock another thread held at that
+ * moment would never be let go. (A chunk being moved then is at worst forgotten.) */
+static void unlock_chunks_in_child(void) { __atomic_clear(&chunk_lock, __ATOMIC_RELAXED); }
 
 static void *arena_alloc(void *ctx, size_t size) {
     if (size == CHUNK_SIZE) {
@@ -476,7 +481,12 @@ static PyObject *keep_stack_chunks(PyObject *self, PyObject *unused) {
 #ifdef SPARE_CHUNKS
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) Py_RETURN_FALSE;
     if (!chunk_cache_installed()) {
+        static int fork_handler_registered;
         PyObjectArenaAllocator ours = {NULL, arena_alloc, arena_free};
+        if (!fork_handler_registered) {
+            if (pthread_atfork(NULL, NULL, unlock_chunks_in_child) != 0) Py_RETURN_FALSE;
+            fork_handler_registered = 1;
+        }
         PyObject_GetArenaAllocator(&arena_below);
         PyObject_SetArenaAllocator(&ours);
     }

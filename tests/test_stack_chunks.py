@@ -142,6 +142,34 @@ def test_threads_and_greenlets_ending_together_share_the_spares_safely():
     run_check(_THREADS_CHECK)
 
 
+_FORK_CHECK = r"""
+import os
+import gevent
+from geventws import stack_chunks
+
+def depth(n):
+    return 0 if n == 0 else 1 + depth(n - 1)
+
+gevent.joinall([gevent.spawn(depth, 20) for _ in range(4)], timeout=10)
+before = stack_chunks.spare_stack_chunks()
+assert before >= 1
+pid = os.fork()
+if pid == 0:  # the child goes on keeping and reusing chunks
+    ok = stack_chunks.spare_stack_chunks() == before
+    results = [g.value for g in gevent.joinall([gevent.spawn(depth, 20) for _ in range(8)])]
+    ok = ok and sorted(results) == [20] * 8 and 1 <= stack_chunks.spare_stack_chunks() <= 64
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, "the child's checks failed"
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+def test_a_forked_child_keeps_and_reuses_chunks():
+    run_check(_FORK_CHECK)
+
+
 _SUBINTERPRETER_CHECK = r"""
 import importlib.util, os, sysconfig
 import _testcapi
