@@ -22,11 +22,24 @@ KEPT_HERE = (
 )
 
 
-def run_check(script: str) -> None:
-    """Run ``script`` in a new Python process; it prints ``ok`` when all its checks held."""
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+#: The tests that need chunks kept.
+kept_only = pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+
+#: What the checks below start with.
+_PRELUDE = r"""
+import gevent
+from geventws import stack_chunks
+
+def depth(n):
+    return 0 if n == 0 else 1 + depth(n - 1)
+"""
+
+
+def run_check(script: str, *, prelude: bool = True) -> None:
+    """Run ``script`` (after :data:`_PRELUDE`, unless not ``prelude``) in a new Python process;
+    the script prints ``ok`` when all its checks held."""
+    code = _PRELUDE + script if prelude else script
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
 
 
@@ -41,15 +54,10 @@ def test_chunks_are_kept_exactly_where_the_interpreter_has_them():
 
 
 _REUSE_CHECK = r"""
-import gevent
 from gevent.event import Event
-from geventws import stack_chunks
 
 def spare():
     return stack_chunks.spare_stack_chunks()
-
-def depth(n):
-    return 0 if n == 0 else 1 + depth(n - 1)
 
 def holders(count, levels):
     # `count` greenlets, each running Python code and then waiting: each holds a chunk.
@@ -103,18 +111,13 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+@kept_only
 def test_chunks_of_ended_greenlets_go_to_the_next_greenlets():
     run_check(_REUSE_CHECK)
 
 
 _THREADS_CHECK = r"""
 import threading
-import gevent
-from geventws import stack_chunks
-
-def depth(n):
-    return 0 if n == 0 else 1 + depth(n - 1)
 
 # Threads end (their thread states are deleted) while greenlets and other threads run Python
 # code: all results right, and never more than 64 kept.
@@ -137,18 +140,13 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+@kept_only
 def test_threads_and_greenlets_ending_together_share_the_spares_safely():
     run_check(_THREADS_CHECK)
 
 
 _FORK_CHECK = r"""
 import os
-import gevent
-from geventws import stack_chunks
-
-def depth(n):
-    return 0 if n == 0 else 1 + depth(n - 1)
 
 gevent.joinall([gevent.spawn(depth, 20) for _ in range(4)], timeout=10)
 before = stack_chunks.spare_stack_chunks()
@@ -165,7 +163,7 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+@kept_only
 def test_a_forked_child_keeps_and_reuses_chunks():
     run_check(_FORK_CHECK)
 
@@ -191,7 +189,7 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(not KEPT_HERE, reason="no data stack chunks to keep on this Python")
+@kept_only
 def test_only_the_main_interpreter_puts_the_layer_in_place():
     pytest.importorskip("_testcapi")
-    run_check(_SUBINTERPRETER_CHECK)
+    run_check(_SUBINTERPRETER_CHECK, prelude=False)  # geventws not imported before it
