@@ -339,10 +339,7 @@ class WebSocketConnection(EventEmitter):
         """The plain socket when frames may be written straight to it now (not TLS, no write
         waiting for room, no answers being gathered to go first); else None."""
         raw = self._raw_socket
-        if raw is None or self._corked is not None:
-            return None
-        lock = self._write_lock  # (_write_in_progress() inlined: broadcast asks every socket)
-        if lock is not None and lock.locked():
+        if raw is None or self._corked is not None or self._write_in_progress():
             return None
         return raw
 

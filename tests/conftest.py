@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -158,3 +159,10 @@ def in_thread(function: Callable[..., Any], *args: Any, timeout: float = 20.0) -
     """Run a blocking (non-gevent) client in a real thread while the hub keeps serving."""
     pool = gevent.get_hub().threadpool
     return pool.spawn(function, *args).get(timeout=timeout)
+
+
+def run_in_new_python(code: str) -> None:
+    """Run ``code`` with ``python -c`` in a process of its own (for checks of process-wide
+    state); it prints ``ok`` once all its assertions held."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr

@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-import subprocess
-import sys
 
 import pytest
+from conftest import run_in_new_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -340,10 +339,4 @@ def test_spent_payloads_are_kept_in_the_main_interpreter_only():
     """gevent itself refuses subinterpreters, but the C module loads there on its own: its
     payloads must not be kept for another interpreter (nor taken from this one's)."""
     pytest.importorskip("_testcapi")
-    done = subprocess.run(
-        [sys.executable, "-c", _SUBINTERPRETER_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+    run_in_new_python(_SUBINTERPRETER_CHECK)

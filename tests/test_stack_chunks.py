@@ -6,11 +6,11 @@ threads that earlier tests left to end could move it in the middle of an exact c
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import sysconfig
 
 import pytest
+from conftest import run_in_new_python
 
 from geventws import accelerator, stack_chunks
 
@@ -38,9 +38,7 @@ def depth(n):
 def run_check(script: str, *, prelude: bool = True) -> None:
     """Run ``script`` (after :data:`_PRELUDE`, unless not ``prelude``) in a new Python process;
     the script prints ``ok`` when all its checks held."""
-    code = _PRELUDE + script if prelude else script
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+    run_in_new_python(_PRELUDE + script if prelude else script)
 
 
 def test_chunks_are_kept_exactly_where_the_interpreter_has_them():
