@@ -3,7 +3,7 @@
 Each thing it offers has a pure-Python counterpart that stays the reference: the masker and
 the payload buffer in :mod:`geventws.masking`, the frame parser in :mod:`geventws.protocol`, the
 message encoder in :mod:`geventws.frames`, and for ``send_each`` the one-connection-at-a-time
-loop of :meth:`~geventws.server.WebSocketServer.broadcast`. Tests check both agree.
+loop of :mod:`geventws.broadcasting`. Tests check both agree.
 """
 
 from __future__ import annotations

@@ -1298,6 +1298,25 @@ class WebSocketConnection(EventEmitter):
         return bool(self._done.wait(timeout))
 
 
+def sockets_taking_frames_now(
+    connections: Sequence[WebSocketConnection], sockets: list[socket.socket]
+) -> list[socket.socket] | None:
+    """``sockets`` (the plain sockets of ``connections``, in the same order) when every one
+    of those connections is open and may have frames written straight to its socket now (see
+    :meth:`WebSocketConnection._socket_taking_frames_now`); None when one may not.
+
+    The check of that method, made for many connections in one pass: a broadcast runs it for
+    every connection, and the calls would cost more than the checks."""
+    ready = [
+        raw
+        for connection, raw in zip(connections, sockets, strict=True)
+        if connection.state == OPEN
+        and connection._corked is None
+        and ((lock := connection._write_lock) is None or not lock.locked())
+    ]
+    return sockets if len(ready) == len(sockets) else None
+
+
 def _after(parts: list[bytes | memoryview], sent: int) -> bytes:
     """Return what follows the first ``sent`` bytes of the concatenated ``parts``."""
     for index, part in enumerate(parts):

@@ -14,7 +14,7 @@ from typing import Any
 import gevent
 import gevent.socket
 
-from .accelerator import accelerated
+from .broadcasting import BroadcastPlan
 from .close_codes import CloseCode
 from .connection import WebSocketConnection
 from .errors import HandshakeError, RequestResolvedError
@@ -24,10 +24,6 @@ from .handshake import Headers, build_reject_response, parse_handshake
 from .mounting import attach, detach
 from .options import ServerOptions
 from .request import WebSocketRequest
-
-#: The C writer of one frame to many sockets (``send_each``), or None where it did not build:
-#: broadcasts then write to each connection in turn.
-send_each: Callable[..., list[tuple[int, int]]] | None = accelerated("send_each")
 
 logger = logging.getLogger("geventws.server")
 
@@ -62,6 +58,8 @@ class WebSocketServer(EventEmitter):
         self.http_servers: list[Any] = []
         #: Accepted connections, from accept until their ``close`` event.
         self.connections: list[WebSocketConnection] = []
+        # How broadcast() reaches them; made again after a connection comes or goes.
+        self._broadcast_plan: BroadcastPlan | None = None
         #: Valid requests not yet accepted or rejected.
         self.pending_requests: list[WebSocketRequest] = []
         self._sweep_timer: Any = None
@@ -139,38 +137,10 @@ class WebSocketServer(EventEmitter):
             raise TypeError(
                 f"broadcast() takes str or bytes-like data, got {type(data).__name__}: {data!r:.80}"
             )
-        encoded: dict[int | None, bytes] = {}  # by fragment size
-        # Connections whose plain sockets take the frames at once, by fragment size: written
-        # in one C call (send_each) instead of a Python call per connection.
-        direct: dict[int | None, tuple[list[WebSocketConnection], list[socket.socket]]] = {}
-        for connection in list(self.connections):
-            if connection.state != "open":
-                continue
-            try:
-                if connection.extensions:  # frames of its own (compression, say)
-                    connection.send(data)
-                    continue
-                size = connection._protocol.fragment_size
-                frames = encoded.get(size)
-                if frames is None:
-                    frames = encoded[size] = connection._protocol.encode_data(opcode, payload)
-                raw = connection._socket_taking_frames_now() if send_each is not None else None
-                if raw is not None:
-                    group = direct.get(size)
-                    if group is None:
-                        group = direct[size] = ([], [])
-                    group[0].append(connection)
-                    group[1].append(raw)
-                else:
-                    connection._write_in_background(frames)
-            except Exception:
-                logger.debug("broadcast to %r failed", connection, exc_info=True)
-        for size, (connections, sockets) in direct.items():
-            assert send_each is not None
-            frames = encoded[size]
-            for index, sent in send_each(sockets, frames):
-                if sent >= 0:  # (a failed send is the reader's to see and report)
-                    connections[index]._write_rest_in_background(frames, sent)
+        plan = self._broadcast_plan
+        if plan is None:
+            plan = self._broadcast_plan = BroadcastPlan(self.connections)
+        plan.send(opcode, payload, data)
 
     def broadcast_utf(self, data: str) -> None:
         """Send the text ``data`` to every open connection."""
@@ -277,6 +247,7 @@ class WebSocketServer(EventEmitter):
 
     def _connection_accepted(self, connection: WebSocketConnection) -> None:
         self.connections.append(connection)
+        self._broadcast_plan = None
         if self._sweep_timer is None:
             self._sweep_timer = gevent.get_hub().loop.timer(
                 DISPATCHER_SWEEP_SECONDS, DISPATCHER_SWEEP_SECONDS, ref=False
@@ -298,6 +269,7 @@ class WebSocketServer(EventEmitter):
     def _connection_closed(self, connection: WebSocketConnection) -> None:
         if connection in self.connections:
             self.connections.remove(connection)
+            self._broadcast_plan = None
 
 
 def _watch_for_hangup(request: WebSocketRequest) -> None:

@@ -16,8 +16,7 @@ from gevent.server import StreamServer
 from rawclient import HTTPResponse, RawClient, client_frame
 from tls_helpers import tls_contexts, tls_raw_client
 
-from geventws import ServerOptions, WebSocketServer
-from geventws import server as server_module
+from geventws import ServerOptions, WebSocketServer, broadcasting
 from geventws.handler import WebSocketHandler, mounted_server
 
 SHUTTING_DOWN_503 = (
@@ -627,10 +626,10 @@ def broadcast_writer(
     """Broadcast tests run with the C writer to many sockets (checked to be used) and
     without it."""
     if request.param != "send_each":
-        monkeypatch.setattr(server_module, "send_each", None)
+        monkeypatch.setattr(broadcasting, "send_each", None)
         yield str(request.param)
         return
-    real_send_each = server_module.send_each
+    real_send_each = broadcasting.send_each
     assert real_send_each is not None
     sockets_written: list[int] = []
 
@@ -638,7 +637,7 @@ def broadcast_writer(
         sockets_written.append(len(fds))
         return real_send_each(fds, data)
 
-    monkeypatch.setattr(server_module, "send_each", counting_send_each)
+    monkeypatch.setattr(broadcasting, "send_each", counting_send_each)
     yield str(request.param)
     assert sum(sockets_written) > 0  # the broadcasts went through it
 
@@ -673,6 +672,58 @@ def test_broadcast_reaches_every_open_connection(serve, broadcast_writer):
         assert clients[2].expect_eof() == b""
         clients[2].close()
         wait_until(lambda: len(served.ws.connections) == 2)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def fragment_sizes(client: RawClient, opcode: int = 0x1) -> tuple[bytes, list[int]]:
+    """Read one message frame by frame: its payload and the size of each frame."""
+    frames = [client.read_frame()]
+    while not frames[-1].fin:
+        frames.append(client.read_frame())
+    assert frames[0].opcode == opcode and all(frame.opcode == 0 for frame in frames[1:])
+    return b"".join(frame.payload for frame in frames), [len(frame.payload) for frame in frames]
+
+
+def test_broadcast_reaches_tls_connections_and_follows_connections_that_come_and_go(
+    serve, extra, broadcast_writer
+):
+    """One server on a plain and a TLS gevent server: a broadcast reaches both kinds, each
+    copy fragmented at its connection's threshold (mounting again with another threshold
+    gives later connections that one); a connection opened after a broadcast gets the next,
+    and one that closed is left out."""
+    served = serve(on_connect=None, fragmentation_threshold=10)
+    tls = tls_contexts()
+    secure = WSGIServer(("127.0.0.1", 0), plain_app, log=None, ssl_context=tls.server)
+    served.ws.mount(secure)
+    extra(secure, served.ws)
+    first = RawClient(served.port)
+    encrypted = tls_raw_client(secure.server_port, tls)
+    clients = [first, encrypted]
+    try:
+        for client in clients:
+            assert client.handshake().status == 101
+        wait_until(lambda: len(served.ws.connections) == 2, what="2 connections")
+        served.ws.broadcast("a" * 25)
+        for client in clients:
+            assert fragment_sizes(client) == (b"a" * 25, [10, 10, 5])
+
+        served.ws.mount(served.http, fragmentation_threshold=1000)  # for new connections
+        later = RawClient(served.port)
+        clients.append(later)
+        assert later.handshake().status == 101
+        wait_until(lambda: len(served.ws.connections) == 3, what="the third connection")
+        served.ws.broadcast(b"b" * 25)
+        assert fragment_sizes(first, 0x2) == (b"b" * 25, [10, 10, 5])
+        assert fragment_sizes(encrypted, 0x2) == (b"b" * 25, [10, 10, 5])
+        assert fragment_sizes(later, 0x2) == (b"b" * 25, [25])
+
+        first.close_handshake()
+        first.close()
+        wait_until(lambda: len(served.ws.connections) == 2, what="the first to close")
+        served.ws.broadcast("c")
+        assert [encrypted.read_message(), later.read_message()] == ["c", "c"]
     finally:
         for client in clients:
             client.close()
