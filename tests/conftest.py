@@ -23,7 +23,7 @@ from gevent.pywsgi import WSGIServer
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from geventws import WebSocketConnection, WebSocketRequest, WebSocketServer
+from geventws import WebSocketConnection, WebSocketRequest, WebSocketServer, broadcasting
 
 WAIT = 5.0
 
@@ -166,3 +166,26 @@ def run_in_new_python(code: str) -> None:
     state); it prints ``ok`` once all its assertions held."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+
+
+@pytest.fixture(params=["send_each", "one send at a time"])
+def broadcast_writer(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Broadcast tests run with the C writer to many sockets (checked to be used) and
+    without it."""
+    if request.param != "send_each":
+        monkeypatch.setattr(broadcasting, "send_each", None)
+        yield str(request.param)
+        return
+    real_send_each = broadcasting.send_each
+    assert real_send_each is not None
+    sockets_written: list[int] = []
+
+    def counting_send_each(fds: list[int], data: bytes) -> list[tuple[int, int]]:
+        sockets_written.append(len(fds))
+        return real_send_each(fds, data)
+
+    monkeypatch.setattr(broadcasting, "send_each", counting_send_each)
+    yield str(request.param)
+    assert sum(sockets_written) > 0  # the broadcasts went through it

@@ -9,7 +9,7 @@ import gevent.socket
 import pytest
 from conftest import wait_until
 
-from geventws import ServerOptions, WebSocketConnection, broadcasting
+from geventws import ServerOptions, WebSocketConnection
 from geventws.broadcasting import BroadcastPlan
 from geventws.extensions import RSV1, Extension
 from geventws.frames import Opcode
@@ -68,14 +68,6 @@ def received(theirs: gevent.socket.socket) -> bytes:
         data += chunk
 
 
-@pytest.fixture(params=["send_each", "one send at a time"])
-def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    assert broadcasting.send_each is not None  # the C accelerator is built for the tests
-    if request.param != "send_each":
-        monkeypatch.setattr(broadcasting, "send_each", None)
-    return str(request.param)
-
-
 def test_the_plan_groups_connections_by_the_frames_they_get(pairs):
     at_10, _ = pairs.connection(fragmentation_threshold=10)
     whole, _ = pairs.connection(fragment_outgoing_messages=False)
@@ -90,7 +82,7 @@ def test_the_plan_groups_connections_by_the_frames_they_get(pairs):
     assert plan.groups[0].sockets == [at_10._raw_socket, also_at_10._raw_socket]
 
 
-def test_each_connection_gets_its_own_frames_and_dropped_ones_none(pairs, writer):
+def test_each_connection_gets_its_own_frames_and_dropped_ones_none(pairs, broadcast_writer):
     at_10, far_at_10 = pairs.connection(fragmentation_threshold=10)
     whole, far_whole = pairs.connection(fragment_outgoing_messages=False)
     extended, far_extended = pairs.connection(extension=True, fragmentation_threshold=10)
@@ -114,7 +106,7 @@ def test_each_connection_gets_its_own_frames_and_dropped_ones_none(pairs, writer
     assert received(far_dropped) == b""
 
 
-def test_a_connection_busy_writing_gets_the_frames_after_what_it_writes(pairs, writer):
+def test_a_connection_busy_writing_gets_the_frames_after_what_it_writes(pairs, broadcast_writer):
     """While one connection's write lock is held (a write waiting for room), a broadcast
     reaches the others at once and queues behind that write for it."""
     idle, far_idle = pairs.connection()

@@ -16,7 +16,7 @@ from gevent.server import StreamServer
 from rawclient import HTTPResponse, RawClient, client_frame
 from tls_helpers import tls_contexts, tls_raw_client
 
-from geventws import ServerOptions, WebSocketServer, broadcasting
+from geventws import ServerOptions, WebSocketServer
 from geventws.handler import WebSocketHandler, mounted_server
 
 SHUTTING_DOWN_503 = (
@@ -617,29 +617,6 @@ def test_shut_down_unmounts_and_closes_everything(serve):
         waiting.close()
         client.close()
     assert [e[1].resource for e in served.events if e[0] == "request"] == ["/", "/wait"]
-
-
-@pytest.fixture(params=["send_each", "one send at a time"])
-def broadcast_writer(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """Broadcast tests run with the C writer to many sockets (checked to be used) and
-    without it."""
-    if request.param != "send_each":
-        monkeypatch.setattr(broadcasting, "send_each", None)
-        yield str(request.param)
-        return
-    real_send_each = broadcasting.send_each
-    assert real_send_each is not None
-    sockets_written: list[int] = []
-
-    def counting_send_each(fds: list[int], data: bytes) -> list[tuple[int, int]]:
-        sockets_written.append(len(fds))
-        return real_send_each(fds, data)
-
-    monkeypatch.setattr(broadcasting, "send_each", counting_send_each)
-    yield str(request.param)
-    assert sum(sockets_written) > 0  # the broadcasts went through it
 
 
 def test_broadcast_reaches_every_open_connection(serve, broadcast_writer):
