@@ -132,7 +132,6 @@ class WebSocketConnection(EventEmitter):
         "_received",
         "_received_ready",
         "_resumed",
-        "_send_timeout",
         "_terminating",
         "_wakes_seen",
         "_write_lock",
@@ -214,7 +213,6 @@ class WebSocketConnection(EventEmitter):
         self._initial_data = initial_data
         # Made when a write first has to wait for room (see _send_all): most never do.
         self._write_lock: Semaphore | None = None
-        self._send_timeout = options.send_timeout / 1000.0
         # The plain socket under gevent's, for the non-blocking first try of every send;
         # None for TLS, whose records only gevent's SSL socket can write.
         self._raw_socket: socket.socket | None = (
@@ -353,7 +351,7 @@ class WebSocketConnection(EventEmitter):
     def _finish_write(self, rest: memoryview, lock: Semaphore) -> None:
         """The rest of a background write, with the write lock already held."""
         try:
-            with gevent.Timeout(self._send_timeout, _SendTimedOutError):
+            with gevent.Timeout(self.options.send_timeout / 1000.0, _SendTimedOutError):
                 self.socket.sendall(rest)
         except _SendTimedOutError:
             self._send_timed_out()
@@ -478,7 +476,7 @@ class WebSocketConnection(EventEmitter):
                 rest = _unsent(raw, data)
                 if not rest:
                     return
-            with gevent.Timeout(self._send_timeout, _SendTimedOutError):
+            with gevent.Timeout(self.options.send_timeout / 1000.0, _SendTimedOutError):
                 self.socket.sendall(rest)
 
     def _take_corked(self, data: bytes | memoryview) -> bytes:

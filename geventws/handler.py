@@ -13,6 +13,7 @@ import socket
 import time
 import weakref
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -39,6 +40,12 @@ SERVER_ATTRIBUTE = "geventws_server"
 def mounted_server(http_server: Any) -> WebSocketServer | None:
     """Return the WebSocketServer mounted on ``http_server``, or None."""
     return getattr(http_server, SERVER_ATTRIBUTE, None)
+
+
+# What an upgraded handler keeps instead of its request's environ and response headers:
+# shared by all of them, so read-only.
+_NO_ENVIRON: Any = MappingProxyType({})
+_NO_HEADERS: tuple[()] = ()
 
 
 class UpgradeHandlerMixin:
@@ -78,10 +85,10 @@ class UpgradeHandlerMixin:
         ws_server = mounted_server(self.server)
         if ws_server is None:
             return super().handle_one_request()  # type: ignore[misc]
-        seconds = ws_server.options.handshake_timeout / 1000.0
         # A bare loop timer rather than a gevent.Timeout: the same throw into this greenlet,
         # without a Timeout (an exception object) and its error made for every connection.
-        self._head_timer = gevent.get_hub().loop.timer(seconds)
+        # (No local for the seconds: this frame lives as long as the WebSocket.)
+        self._head_timer = gevent.get_hub().loop.timer(ws_server.options.handshake_timeout / 1000.0)
         self._head_timer.start(_throw_head_timeout, getcurrent(), self.client_address, update=True)
         self._head_limit = ws_server.options.max_request_header_size
         try:
@@ -210,14 +217,22 @@ class UpgradeHandlerMixin:
             if logging:
                 self.log_request()  # type: ignore[attr-defined]
         if connection is not None:
-            # What only the request needed is dropped: idle connections are many.
-            del headers
-            self.environ = {}
-            self.headers = None
-            self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
+            del headers, environ_asked_for  # this frame lives as long as the WebSocket
+            self._drop_request_state()
             connection.run()
             # run() closed the socket: pywsgi need not try to drain and close it again.
             self.socket = None
+
+    def _drop_request_state(self) -> None:
+        """Let go of what only the request and its access log line needed (the line is
+        written): the handler lives as long as the WebSocket it upgraded, and idle
+        connections are many. pywsgi reads none of it once the response is done."""
+        self.environ = _NO_ENVIRON
+        self.headers = None
+        self.rfile = self.wsgi_input = None  # closed already; pywsgi checks nothing more
+        self.requestline = self.command = self.path = self.request_version = ""
+        self.response_headers = _NO_HEADERS
+        self.time_start = self.time_finish = 0.0
 
     def _full_environ(self) -> dict[str, Any]:
         """The environ that :meth:`get_environ` left unbuilt (see :class:`_EnvironOnDemand`)."""

@@ -3,6 +3,7 @@ dispatch (auto-accept, failing or slow listeners, request_timeout), and the serv
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from datetime import datetime, timezone
@@ -876,6 +877,34 @@ def test_request_environ_is_the_same_read_in_the_listener_or_after_the_connectio
         "wsgi.url_scheme": "http",
     }
     assert later_request.environ is later_request.environ  # built once
+
+
+def test_an_open_connections_handler_keeps_nothing_of_the_request(serve):
+    # The handler's greenlet lives as long as the WebSocket: what only the request and its
+    # access log needed is let go, while the request's environ can still be read.
+    served = serve()
+    with RawClient(served.port) as client:
+        assert client.handshake("/kept?q=1", {"X-Trace": "t-2"}).status == 101
+        wait_until(lambda: served.ws.connections, what="the connection open")
+        (connection,) = served.ws.connections
+        (handler,) = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, WSGIHandler) and getattr(o, "socket", None) is connection.socket
+        ]
+        assert (handler.requestline, handler.command, handler.path) == ("", "", "")
+        assert handler.request_version == ""
+        assert handler.headers is None and handler.rfile is None
+        assert dict(handler.environ) == {} and handler.response_headers == ()
+        with pytest.raises(TypeError):
+            handler.environ["x"] = 1  # shared by every upgraded handler: read-only
+        assert handler.status.startswith("101")
+        (request,) = [e[1] for e in served.events if e[0] == "request"]
+        assert request.environ["PATH_INFO"] == "/kept"
+        assert request.environ["HTTP_X_TRACE"] == "t-2"
+        client.send_text("still echoes")
+        assert client.read_message() == "still echoes"
+        client.close_handshake()
 
 
 def test_request_environ_is_not_built_when_nobody_keeps_the_request(serve, monkeypatch):
