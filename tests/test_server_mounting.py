@@ -3,6 +3,9 @@ close_all_connections, shut_down, broadcast, and option checking at construction
 
 from __future__ import annotations
 
+import gc
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -359,6 +362,43 @@ def test_custom_handler_class_and_access_log_keep_working(extra):
     assert '"GET /plain HTTP/1.1" 200' in log.lines[0]
     assert '"GET /logged HTTP/1.1" 101' in log.lines[1]
     assert '"GET /refused HTTP/1.1" 426' in log.lines[2]
+
+
+class FreshHandler(WebSocketHandler):
+    """A class of its own: CPython's shared table of its instances' attribute names starts
+    empty."""
+
+
+def test_a_burst_of_connections_leaves_upgraded_handlers_without_a_dict_of_their_own(extra):
+    # CPython shares one table of attribute names among a class's instances while the table
+    # has room, and every new instance shrinks the room: 40 handlers waiting for their
+    # request line use it up before any of them has set what an upgrade sets. A handler
+    # that then sets a name missing from the table gets a dict of its own (0.8-1.5 KiB),
+    # kept as long as its WebSocket lives.
+    http = WSGIServer(("127.0.0.1", 0), plain_app, log=None, handler_class=FreshHandler)
+    ws = WebSocketServer(http, keepalive=False)
+    recorded(ws)
+    extra(http, ws)
+
+    def handlers() -> list[Any]:
+        return [o for o in gc.get_objects() if isinstance(o, FreshHandler)]
+
+    waiting = [socket.create_connection(("127.0.0.1", http.server_port)) for _ in range(40)]
+    try:
+        wait_until(lambda: len(handlers()) >= 40, what="40 handlers waiting for a request")
+        with RawClient(http.server_port) as client:
+            assert client.handshake("/after-the-burst").status == 101
+            echo_round_trip(client, "after the burst")
+            (connection,) = ws.connections
+            (handler,) = [h for h in handlers() if getattr(h, "socket", None) is connection.socket]
+            if sys.version_info >= (3, 11):  # attributes inline, no dict object unless its own
+                assert not [r for r in gc.get_referents(handler) if type(r) is dict]
+            attributes = handler.__dict__
+            # A dict sharing the class's table of names is smaller than a copy with its own.
+            assert sys.getsizeof(attributes) < sys.getsizeof(dict(attributes))
+    finally:
+        for sock in waiting:
+            sock.close()
 
 
 class EmailHeadersHandler(WebSocketHandler):
