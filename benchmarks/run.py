@@ -52,6 +52,10 @@ IDLE_CONNECTIONS = 10_000
 BROADCAST_CONNECTIONS = 1_000
 
 ALL_SERVERS = ["geventws", "websockets", "gevent-websocket", "websocket-node"]
+#: Not a peer, only on request (--servers ...,c-reference): a plain C server, one send() per
+#: frame (servers/c_reference.c), to show what this machine allows in each scenario.
+REFERENCE_SERVERS = ["c-reference"]
+KNOWN_SERVERS = ALL_SERVERS + REFERENCE_SERVERS
 PYTHON_SERVERS = {"geventws", "websockets", "gevent-websocket"}
 
 #: --keep-freed-memory: glibc's malloc told (through its environment variables) to keep
@@ -205,10 +209,12 @@ def setup(work: Path, python: str) -> dict[str, str]:
             ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", NPM_PACKAGE],
             cwd=node_dir,
         )
-    loadgen = work / "loadgen"
-    source = BENCH / "loadgen.c"
-    if not loadgen.exists() or loadgen.stat().st_mtime < source.stat().st_mtime:
-        run_checked(["gcc", "-O2", "-Wall", "-Wextra", "-o", str(loadgen), str(source)])
+    for binary, source in [
+        (work / "loadgen", BENCH / "loadgen.c"),
+        (work / "c-reference", SERVERS_DIR / "c_reference.c"),
+    ]:
+        if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+            run_checked(["gcc", "-O2", "-Wall", "-Wextra", "-o", str(binary), str(source)])
     probe = (
         "import importlib.metadata as m, sys, platform;"
         "print(platform.python_version());"
@@ -250,6 +256,7 @@ def server_command(name: str, work: Path, port: int) -> list[str]:
         "websockets": [python, str(SERVERS_DIR / "websockets_echo.py")],
         "gevent-websocket": [python, str(SERVERS_DIR / "gevent_websocket_echo.py")],
         "websocket-node": ["node", str(SERVERS_DIR / "websocket_node_echo.js")],
+        "c-reference": [str(work / "c-reference")],
     }
     return ["taskset", "-c", SERVER_CORE, *scripts[name], "--port", str(port)]
 
@@ -661,7 +668,7 @@ def main() -> int:
     if args.report_from:
         saved = json.loads(Path(args.report_from).read_text())
         runs = saved["runs"]
-        names = [s for s in ALL_SERVERS if any(s in runs[sc] for sc in runs)]
+        names = [s for s in KNOWN_SERVERS if any(s in runs[sc] for sc in runs)]
         print(
             report(
                 runs,
@@ -676,7 +683,7 @@ def main() -> int:
         )
         return 0
     scenarios = parse_list(args.scenarios, list(SCENARIOS), "scenario")
-    servers = parse_list(args.servers, ALL_SERVERS, "server")
+    servers = parse_list(args.servers, KNOWN_SERVERS, "server")
     if (os.cpu_count() or 1) < 2:
         print("warning: fewer than 2 cores; server and load share a core", file=sys.stderr)
     signal.signal(signal.SIGTERM, _on_signal)
