@@ -11,7 +11,9 @@ gevent-websocket; WebSocket-Node with npm; the load generator with gcc. Each mea
 starts a fresh server pinned to core 0 (``taskset -c 0``) and runs the load generator pinned
 to core 1; within every round each scenario runs all servers back to back, in an order that
 rotates from round to round. It prints, per scenario, the median over the rounds for each
-server and the ratio geventws/peer, from this one run. See benchmarks/README.md.
+server and the ratio geventws/peer, from this one run. ``--servers ...,c-reference`` adds a
+plain C server (servers/c_reference.c, one send() per frame) as a yardstick, not a peer.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations
