@@ -38,7 +38,7 @@ from greenlet import getcurrent
 
 from .close_codes import CloseCode, describe
 from .errors import ConnectionClosedError
-from .events import EventEmitter, Listener
+from .events import EventEmitter
 from .extensions import Extension
 from .frames import OP_BINARY, OP_PING, OP_PONG, OP_TEXT, Frame
 from .options import ServerOptions
@@ -60,6 +60,12 @@ logger = logging.getLogger("geventws.connection")
 #: What send() takes as binary (a tuple: isinstance with one is quicker than with a union).
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 _RECEIVE_SIZE = 65536
+#: The 2-byte headers of unfragmented, unmasked text and binary frames of up to 125 bytes, by
+#: opcode and payload length (taken from here rather than built for every small message).
+_SHORT_FRAME_HEADERS = {
+    opcode: tuple(bytes((0x80 | opcode, length)) for length in range(126))
+    for opcode in (OP_TEXT, OP_BINARY)
+}
 #: How many received chunks a reader handles back to back before it lets others run.
 _CHUNKS_BEFORE_YIELD = 8
 #: Messages from this size on are sent with one gathering write (``sendmsg``) of their frame
@@ -205,7 +211,7 @@ class WebSocketConnection(EventEmitter):
             extensions=extensions,
         )
         # Messages up to 125 bytes go out as one frame with a 2-byte header (no extension
-        # encodes them, and they are not fragmented): built right in _send_message.
+        # encodes them, and they are not fragmented): built right in send().
         fragment_size = self._protocol.fragment_size
         self._plain_small_frames = not extensions and (
             fragment_size is None or fragment_size >= 125
@@ -242,7 +248,7 @@ class WebSocketConnection(EventEmitter):
         self._dispatch_wakes = 0
         self._wakes_seen = -1
         self._dispatcher_released = False
-        #: The reader while it runs listeners itself (see _emit_inline), else None.
+        #: The reader while it runs listeners itself (see _handle_chunk), else None.
         self._inline_listener: Any = None
         #: A hub callback armed while the reader runs listeners: if the hub gets to run it
         #: before they return, one of them blocked.
@@ -288,21 +294,56 @@ class WebSocketConnection(EventEmitter):
         ``TypeError`` for any other type and :class:`~geventws.errors.ConnectionClosedError`
         once the connection closes.
         """
+        # This runs for every message sent: no helper calls on the common path.
         if isinstance(data, str):
-            self._send_message(OP_TEXT, data.encode("utf-8"))
+            opcode = OP_TEXT
+            payload: bytes | bytearray | memoryview = data.encode("utf-8")
         elif isinstance(data, _BYTES_LIKE):
-            self._send_message(OP_BINARY, data)
+            opcode = OP_BINARY
+            payload = data
         else:
             raise TypeError(
                 f"send() takes str (text) or bytes-like (binary) data, got {type(data).__name__}: "
                 f"{data!r:.80}"
             )
+        if self.state != OPEN:
+            raise ConnectionClosedError(self.close_reason_code, self.close_description)
+        size = len(payload)
+        if size >= _GATHERED_WRITE_FROM and self._corked is None:
+            self._send_gathered(opcode, payload)
+            return
+        if size <= 125 and self._plain_small_frames:  # encode_data's short path
+            frame = _SHORT_FRAME_HEADERS[opcode][size] + payload
+        else:
+            frame = self._protocol.encode_data(opcode, payload)
+        corked = self._corked
+        if corked is not None:
+            if self._inline_watch is not None:  # the hub has not run since the chunk began
+                corked.append(frame)
+                return
+            self._write(frame)  # after the gathered frames
+            return
+        # The common case of _write inlined: no write in progress and a socket that takes
+        # the frames at once.
+        raw = self._raw_socket
+        lock = self._write_lock
+        if raw is not None and (lock is None or not lock.locked()):
+            try:
+                sent = raw.send(frame)
+            except OSError:  # no room, or a failure: _write waits, or reports it
+                sent = 0
+            if sent == len(frame):
+                return
+            if sent:
+                self._write(memoryview(frame)[sent:])
+                return
+        self._write(frame)
 
     def send_utf(self, data: str) -> None:
         """Send ``data`` as a text message, fragmented as the options say."""
         if not isinstance(data, str):
             raise TypeError(f"send_utf() takes str, got {type(data).__name__}: {data!r:.80}")
-        self._send_message(OP_TEXT, data.encode("utf-8"))
+        self.send(data)
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as a binary message, fragmented as the options say."""
@@ -310,7 +351,7 @@ class WebSocketConnection(EventEmitter):
             raise TypeError(
                 f"send_bytes() takes bytes-like data, got {type(data).__name__}: {data!r:.80}"
             )
-        self._send_message(OP_BINARY, data)
+        self.send(data)
 
     def _write_in_background(self, frames: bytes) -> None:
         """Write ``frames`` without making the caller wait for this peer: what the kernel does
@@ -372,39 +413,6 @@ class WebSocketConnection(EventEmitter):
         if lock is None:
             lock = self._write_lock = Semaphore()
         return lock
-
-    def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
-        if self.state != OPEN:
-            raise ConnectionClosedError(self.close_reason_code, self.close_description)
-        if len(payload) >= _GATHERED_WRITE_FROM and self._corked is None:
-            self._send_gathered(opcode, payload)
-            return
-        if len(payload) <= 125 and self._plain_small_frames:  # encode_data's short path
-            data = bytes((0x80 | opcode, len(payload))) + payload
-        else:
-            data = self._protocol.encode_data(opcode, payload)
-        corked = self._corked
-        if corked is not None:
-            if self._inline_watch is not None:  # the hub has not run since the chunk began
-                corked.append(data)
-                return
-            self._write(data)  # after the gathered frames
-            return
-        # The common case of _write inlined (this runs for every message sent): no write in
-        # progress and a socket that takes the frames at once.
-        raw = self._raw_socket
-        lock = self._write_lock
-        if raw is not None and (lock is None or not lock.locked()):
-            try:
-                sent = raw.send(data)
-            except OSError:  # no room, or a failure: _write waits, or reports it
-                sent = 0
-            if sent == len(data):
-                return
-            if sent:
-                self._write(memoryview(data)[sent:])
-                return
-        self._write(data)
 
     def _send_gathered(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         """Send a big message with one gathering write of its frame headers and payload
@@ -842,54 +850,75 @@ class WebSocketConnection(EventEmitter):
             self._handle_chunk(events, start)
 
     def _handle_chunk(self, events: list[Any], start: int) -> None:
-        """Handle ``events[start:]``, one by one."""
+        """Handle ``events[start:]``, one by one. A message or frame goes to its listeners
+        right here in the reader when nothing waits for delivery before it, whatever its size
+        (a big one is then answered while it is still in the cache); else through
+        :meth:`_deliver`. If a listener blocks, the hub runs the watch callback first, and
+        :meth:`_on_listener_blocked` moves the reading to a new greenlet, which goes on with
+        the rest of the chunk (this loop then ends with :class:`_ReaderMoved`)."""
         self._chunk = events
         for index in range(start, len(events)):
             self._chunk_next = index + 1
             event = events[index]
             event_type = type(event)
-            if event_type is MessageReceived:  # _hand_over, inlined for the common case
-                data = event.data
-                listeners = self._listeners.get("message")
-                if listeners and not self._dispatch_busy:
-                    self._emit_inline("message", listeners, (data,))
-                else:
-                    self._deliver("message", data)
+            if event_type is MessageReceived:
+                name = "message"
+                item = event.data
             elif event_type is FrameReceived:
-                frame = event.frame
-                self._hand_over("frame", frame)
-            elif event_type is PingReceived:
-                if self._listeners.get("ping"):
-                    self._deliver("ping", event.payload)
-                elif self.state == OPEN:
-                    pong = self._protocol.encode_control(OP_PONG, event.payload)
-                    self._write_quietly(pong)
-            elif event_type is PongReceived:
-                if self._listeners.get("pong"):
-                    self._deliver("pong", event.payload)
-            elif event_type is CloseReceived:
-                self._let_listeners_catch_up()
-                self._peer_closed(event)
-            elif event_type is ConnectionFailed:
-                self._let_listeners_catch_up()
-                self._failed(event)
+                name = "frame"
+                item = event.frame
+            else:
+                self._handle_other_event(event, event_type)
+                continue
+            listeners = self._listeners.get(name)
+            if not listeners or self._dispatch_busy:
+                self._deliver(name, item)
+                continue
+            # The listeners run in the reader (this is every message of most applications).
+            reader = self._reader
+            self._dispatch_busy = True
+            if self._inline_watch is None:
+                self._inline_watch = self._hub.loop.run_callback(self._on_listener_blocked)
+            self._inline_listener = reader
+            try:
+                if len(listeners) == 1:  # emit(), given its listeners, for the common case
+                    listener = listeners[0]
+                    try:
+                        listener(item)
+                    except Exception:
+                        self._listener_raised(name, listener)
+                else:
+                    self._call_listeners(name, listeners, (item,))
+            finally:
+                self._inline_listener = None
+            if self._reader is not reader:
+                raise _ReaderMoved()
+            self._dispatch_busy = False
+            if self._terminating:  # a listener closed or dropped the connection
+                raise _Terminate()
         self._chunk = None
         watch = self._inline_watch
         if watch is not None:  # the listeners of this chunk all returned without blocking
             self._inline_watch = None
             watch.stop()
 
-    def _hand_over(self, event: str, item: Any) -> None:
-        """A received message or frame: to its listeners right here in the reader when
-        nothing waits for delivery before it, whatever its size (a big one is then answered
-        while it is still in the cache); else through :meth:`_deliver`. (Called by the
-        reader only: a move of the reading to another greenlet raises out of the loop that
-        calls this.)"""
-        listeners = self._listeners.get(event)
-        if listeners and not self._dispatch_busy:
-            self._emit_inline(event, listeners, (item,))
-        else:
-            self._deliver(event, item)
+    def _handle_other_event(self, event: Any, event_type: type) -> None:
+        """A Ping, a Pong, the peer's Close or a protocol error, from :meth:`_handle_chunk`."""
+        if event_type is PingReceived:
+            if self._listeners.get("ping"):
+                self._deliver("ping", event.payload)
+            elif self.state == OPEN:
+                pong = self._protocol.encode_control(OP_PONG, event.payload)
+                self._write_quietly(pong)
+        elif event_type is PongReceived:
+            if self._listeners.get("pong"):
+                self._deliver("pong", event.payload)
+        elif event_type is CloseReceived:
+            self._let_listeners_catch_up()
+            self._peer_closed(event)
+        elif event_type is ConnectionFailed:
+            self._let_listeners_catch_up()
+            self._failed(event)
 
     def _let_listeners_catch_up(self) -> None:
         """Before the peer's Close or a protocol error ends the connection, let the listeners
@@ -1058,33 +1087,8 @@ class WebSocketConnection(EventEmitter):
         ):
             self._wait_for_queue_space()
 
-    def _emit_inline(self, event: str, listeners: list[Listener], args: tuple[Any, ...]) -> None:
-        """Run the listeners in the reader. If one blocks, the hub runs the watch callback
-        first, and :meth:`_on_listener_blocked` moves the reading to a new greenlet."""
-        reader = self._reader
-        self._dispatch_busy = True
-        if self._inline_watch is None:
-            self._inline_watch = self._hub.loop.run_callback(self._on_listener_blocked)
-        self._inline_listener = reader
-        try:
-            if len(listeners) == 1:  # _call_listeners inlined for the common case
-                listener = listeners[0]
-                try:
-                    listener(*args)
-                except Exception:
-                    self._listener_raised(event, listener)
-            else:
-                self._call_listeners(event, listeners, args)  # emit(), given its listeners
-        finally:
-            self._inline_listener = None
-        if self._reader is not reader:
-            raise _ReaderMoved()
-        self._dispatch_busy = False
-        if self._terminating:  # a listener closed or dropped the connection
-            raise _Terminate()
-
     def _on_listener_blocked(self) -> None:
-        """Hub callback armed by :meth:`_emit_inline`: the hub ran, so if the reader is still
+        """Hub callback armed by :meth:`_handle_chunk`: the hub ran, so if the reader is still
         in a listener, that listener is blocked. The blocked greenlet becomes the dispatcher
         (it delivers what comes next once its listener returns) and a new greenlet reads on,
         beginning with the rest of the chunk."""
