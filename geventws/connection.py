@@ -724,8 +724,12 @@ class WebSocketConnection(EventEmitter):
                     if raw is None:
                         data = sock.recv(_RECEIVE_SIZE)
                     else:
-                        if drained:
-                            _wait_until_ready(readable, hub, wake)
+                        if drained:  # _wait_until_ready inlined: every message waits here
+                            readable.start(wake)
+                            try:
+                                hub.switch()
+                            finally:
+                                readable.stop()
                             chunks = 0  # the others had their turn while this one waited
                         while True:
                             try:

@@ -246,7 +246,9 @@ class WebSocketProtocol:
         # Whole single-frame messages, the common case, are taken in C; it stops at the first
         # frame of another kind (or incomplete, or invalid), which the code below then parses.
         scan = self._scan_messages if self.assemble_fragments else None
-        limit = min(self.max_frame_size, self.max_message_size)
+        limit = self.max_frame_size
+        if self.max_message_size < limit:
+            limit = self.max_message_size
         try:
             while True:
                 length = self._frame_length
