@@ -724,12 +724,10 @@ class WebSocketConnection(EventEmitter):
                     if raw is None:
                         data = sock.recv(_RECEIVE_SIZE)
                     else:
-                        if drained:  # _wait_until_ready inlined: every message waits here
-                            readable.start(wake)
-                            try:
-                                hub.switch()
-                            finally:
-                                readable.stop()
+                        if drained:
+                            # A call on purpose: written out here, the C stack that each
+                            # parked reader saves grew by about 110 bytes.
+                            _wait_until_ready(readable, hub, wake)
                             chunks = 0  # the others had their turn while this one waited
                         while True:
                             try:
