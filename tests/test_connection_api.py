@@ -109,6 +109,32 @@ def test_send_picks_text_or_binary_by_type(serve):
         close_from_client(client)
 
 
+def test_short_messages_go_out_with_the_exact_two_byte_header_up_to_125_bytes(serve):
+    # Up to 125 bytes the header comes from a table; from 126 on the general encoder writes a
+    # 16-bit length: the bytes on the wire at both sides of that line, text and binary.
+    recorder = Recorder()
+    served = serve(on_connect=recorder)
+    client, connection = open_client(served, recorder)
+    with client:
+        sent = ["", "t" * 125, "t" * 126, b"", b"b" * 125, b"b" * 126]
+        for data in sent:
+            connection.send(data)
+        expected = (
+            b"\x81\x00"
+            + b"\x81\x7d"
+            + b"t" * 125
+            + b"\x81\x7e\x00\x7e"
+            + b"t" * 126
+            + b"\x82\x00"
+            + b"\x82\x7d"
+            + b"b" * 125
+            + b"\x82\x7e\x00\x7e"
+            + b"b" * 126
+        )
+        assert client._read_exact(len(expected)) == expected
+        close_from_client(client)
+
+
 @pytest.mark.parametrize(
     ("call", "value", "type_name"),
     [

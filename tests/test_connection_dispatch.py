@@ -40,6 +40,41 @@ def test_a_listener_that_answers_at_once_runs_in_the_reader_with_no_dispatcher(s
         assert connection._dispatcher is None  # no second greenlet was needed
 
 
+def test_several_listeners_run_in_the_reader_in_order_and_one_that_raises_stops_none(serve, caplog):
+    calls: list[tuple[str, str | bytes, bool]] = []
+
+    def on_connect(connection: WebSocketConnection) -> None:
+        def first(data: str | bytes) -> None:
+            calls.append(("first", data, getcurrent() is connection._reader))
+            raise RuntimeError(f"first listener fails on {data!r}")
+
+        def second(data: str | bytes) -> None:
+            calls.append(("second", data, getcurrent() is connection._reader))
+            connection.send(data)
+
+        connection.on("message", first)
+        connection.on("message", second)
+
+    served = serve(on_connect=on_connect)
+    with caplog.at_level(logging.ERROR, logger="geventws"), RawClient(served.port) as client:
+        client.handshake()
+        client.send_text("one")
+        client.send_binary(b"two")
+        assert [client.read_message() for _ in range(2)] == ["one", b"two"]
+        ((_, connection),) = served.wait_for_event("connect")
+        assert calls == [
+            ("first", "one", True),
+            ("second", "one", True),
+            ("first", b"two", True),
+            ("second", b"two", True),
+        ]
+        assert connection._dispatcher is None
+        failures = [
+            r for r in caplog.records if r.exc_info and "first listener fails" in str(r.exc_info[1])
+        ]
+        assert [r.getMessage().startswith("'message' listener") for r in failures] == [True, True]
+
+
 def echo_after_release(
     releases: dict[str, Event], log: list[tuple[str | bytes, object]]
 ) -> Callable[[WebSocketConnection], None]:
